@@ -1,0 +1,414 @@
+"""Bring a lab up, down, reboot one of its hosts, and say what is running.
+
+Every step that creates something records it in the lab's state file first, so `down` can
+remove it even after `up` crashed half-way; `down` also finds leftovers by their names
+(links, cgroups) and by cgroup membership (processes), never by guessing at PIDs.
+"""
+
+from __future__ import annotations
+
+import errno
+import ipaddress
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from berth.errors import Conflict, InvalidInput, LabError, NotFound, Timeout
+from berth.lab import cgroups, hostfs, network, preflight, ssh
+from berth.lab.config import (
+    LAB_SUPERNET,
+    MAX_HOSTS,
+    LabPaths,
+    gateway_address,
+    host_address,
+    host_name,
+    host_veth,
+    state_root,
+    validate_lab_name,
+)
+from berth.lab.inventory import write_inventory
+from berth.lab.procs import ProcessRef, children, kill_pids
+from berth.state.atomic import atomic_write_json, read_json
+
+BOOT_SCRIPT = Path(__file__).with_name("boot.sh")
+SIGRTMIN_4 = signal.SIGRTMIN + 4  # systemd: power off
+
+
+@dataclass
+class HostState:
+    name: str
+    index: int
+    address: str
+    machine_id: str
+    cgroups: list[str] = field(default_factory=list)
+    unshare: ProcessRef | None = None
+    systemd: ProcessRef | None = None
+    boot_seconds: float | None = None
+    system_state: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "index": self.index,
+            "address": self.address,
+            "machine_id": self.machine_id,
+            "cgroups": self.cgroups,
+            "unshare": self.unshare.to_json() if self.unshare else None,
+            "systemd": self.systemd.to_json() if self.systemd else None,
+            "boot_seconds": self.boot_seconds,
+            "system_state": self.system_state,
+        }
+
+    @classmethod
+    def from_json(cls, obj: dict[str, Any]) -> HostState:
+        return cls(
+            name=obj["name"],
+            index=obj["index"],
+            address=obj["address"],
+            machine_id=obj["machine_id"],
+            cgroups=list(obj.get("cgroups") or []),
+            unshare=ProcessRef.from_json(obj.get("unshare")),
+            systemd=ProcessRef.from_json(obj.get("systemd")),
+            boot_seconds=obj.get("boot_seconds"),
+            system_state=obj.get("system_state"),
+        )
+
+    def running(self) -> bool:
+        return self.systemd is not None and self.systemd.alive()
+
+
+@dataclass
+class LabState:
+    name: str
+    subnet: str
+    hosts: list[HostState]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "subnet": self.subnet,
+            "hosts": [h.to_json() for h in self.hosts],
+        }
+
+    @classmethod
+    def from_json(cls, obj: dict[str, Any]) -> LabState:
+        return cls(obj["name"], obj["subnet"], [HostState.from_json(h) for h in obj["hosts"]])
+
+    def host(self, name: str) -> HostState:
+        for h in self.hosts:
+            if h.name == name:
+                return h
+        raise NotFound(f"lab {self.name} has no host {name!r} (hosts: {', '.join(h.name for h in self.hosts)})")
+
+
+class Lab:
+    def __init__(self, name: str, root: Path | None = None) -> None:
+        self.paths = LabPaths(validate_lab_name(name), root or state_root())
+        self.name = name
+
+    # -- state ---------------------------------------------------------------------------
+    def load(self) -> LabState | None:
+        try:
+            return LabState.from_json(read_json(self.paths.state_file))
+        except FileNotFoundError:
+            return None
+
+    def save(self, state: LabState) -> None:
+        atomic_write_json(self.paths.state_file, state.to_json())
+
+    @contextmanager
+    def locked(self) -> Iterator[None]:
+        from filelock import FileLock, Timeout as LockTimeout
+
+        self.paths.root.mkdir(parents=True, exist_ok=True)
+        try:
+            with FileLock(str(self.paths.lock_file), timeout=300):
+                yield
+        except LockTimeout as exc:
+            raise Conflict(f"lab {self.name} is busy: another berth lab command holds its lock") from exc
+
+    # -- up ------------------------------------------------------------------------------
+    def up(self, count: int, subnet: str | None = None, boot_timeout: float = 120.0) -> LabState:
+        if not 1 <= count <= MAX_HOSTS:
+            raise InvalidInput(f"--hosts must be between 1 and {MAX_HOSTS}, not {count}")
+        preflight.check_machine(self.paths.root)
+        with self.locked():
+            old = self.load()
+            if old is not None:
+                if any(h.running() for h in old.hosts):
+                    raise Conflict(f"lab {self.name} is already up: run `berth lab down --name {self.name}` first")
+                self._teardown(old)  # leftovers of a crashed run
+            net = self._pick_subnet(subnet)
+            state = LabState(
+                self.name,
+                str(net),
+                [
+                    HostState(host_name(self.name, i), i, str(host_address(net, i)), hostfs.new_machine_id())
+                    for i in range(1, count + 1)
+                ],
+            )
+            self.paths.dir.mkdir(parents=True, exist_ok=True)
+            self.save(state)
+            try:
+                ssh.ensure_keypair(self.paths.private_key, f"berth-lab-{self.name}")
+                network.create_bridge(self.paths.bridge, gateway_address(net))
+                self._parallel(state, state.hosts, lambda h: self._boot(state, h, boot_timeout))
+                self._write_access_files(state)
+                self.save(state)
+            except BaseException:
+                self._teardown(self.load() or state)
+                raise
+            return state
+
+    def _pick_subnet(self, wanted: str | None) -> ipaddress.IPv4Network:
+        used = network.used_subnets()
+        if wanted is not None:
+            try:
+                net = ipaddress.IPv4Network(wanted)
+            except ValueError as exc:
+                raise InvalidInput(f"invalid --subnet {wanted!r}: {exc}") from exc
+            if net.prefixlen > 26:
+                raise InvalidInput(f"--subnet {wanted} is too small for a lab: use a /26 or larger")
+            clash = [str(u) for u in used if u.overlaps(net)]
+            if clash:
+                raise Conflict(f"--subnet {net} overlaps routes of this machine: {', '.join(clash)}")
+            return net
+        for net in LAB_SUPERNET.subnets(new_prefix=24):
+            if not any(u.overlaps(net) for u in used):
+                return net
+        raise Conflict(f"no free /24 left in {LAB_SUPERNET} for a lab")
+
+    def _boot(self, state: LabState, host: HostState, timeout: float) -> None:
+        started = time.monotonic()
+        hdir = self.paths.host_dir(host.name)
+        for sub in ("upper", "work", "data", "root"):
+            (hdir / sub).mkdir(parents=True, exist_ok=True)
+        host_key = hdir / "ssh_host_ed25519_key"
+        ssh.ensure_keypair(host_key, host.name)
+        hostfs.prepare_upper(
+            hdir / "upper",
+            host.name,
+            host.machine_id,
+            self._hosts_file(state),
+            host_key,
+            ssh.public_key(self.paths.private_key),
+        )
+        hierarchies = cgroups.machine_hierarchies()
+        host.cgroups = [str(d) for d in cgroups.create_host_cgroups(hierarchies, f"berth-lab.{host.name}")]
+        self.save(state)
+        machine_end, host_end = host_veth(self.name, host.index)
+        network.create_veth(machine_end, host_end, self.paths.bridge)
+
+        fifo = hdir / "boot.fifo"
+        fifo.unlink(missing_ok=True)
+        os.mkfifo(fifo, 0o600)
+        env = {
+            "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
+            "BERTH_LAB_CGROUP_PROCS": " ".join(f"{d}/cgroup.procs" for d in host.cgroups),
+            "BERTH_LAB_CGROUP_V1": " ".join(cgroups.v1_controllers(hierarchies)),
+            "BERTH_LAB_ROOT": str(hdir / "root"),
+            "BERTH_LAB_UPPER": str(hdir / "upper"),
+            "BERTH_LAB_WORK": str(hdir / "work"),
+            "BERTH_LAB_DATA": str(hdir / "data"),
+            "BERTH_LAB_HOSTNAME": host.name,
+            "BERTH_LAB_FIFO": str(fifo),
+            "BERTH_LAB_VETH": host_end,
+            "BERTH_LAB_ADDRESS": host.address,
+            "BERTH_LAB_STATE_DIR": str(self.paths.root),
+            "BERTH_LAB_RUNTIME_BINDS": " ".join(hostfs.runtime_binds()),
+        }
+        with open(hdir / "console.log", "ab") as console:
+            proc = subprocess.Popen(
+                ["/bin/sh", str(BOOT_SCRIPT), "enter"],
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=console,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        host.unshare = ProcessRef.of(proc.pid)
+        self.save(state)
+        inner = self._wait_for(lambda: (children(proc.pid) or [None])[0], 10, host, "its namespaces")
+        host.systemd = ProcessRef.of(inner)
+        self.save(state)
+        network.move_to_netns(host_end, inner)
+        self._release(fifo, host)
+        self._wait_ready(host, timeout)
+        host.boot_seconds = round(time.monotonic() - started, 3)
+        proc.returncode = 0  # detached on purpose: the host outlives this command
+
+    def _release(self, fifo: Path, host: HostState) -> None:
+        def open_fifo() -> int | None:
+            try:
+                return os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+            except OSError as exc:
+                if exc.errno == errno.ENXIO:  # the boot script is not reading yet
+                    return None
+                raise
+
+        fd = self._wait_for(open_fifo, 30, host, "its root file system")
+        try:
+            os.write(fd, b"go\n")
+        finally:
+            os.close(fd)
+
+    def _wait_for(self, probe: Callable[[], Any], timeout: float, host: HostState, what: str) -> Any:
+        deadline = time.monotonic() + timeout
+        while True:
+            value = probe()
+            if value is not None:
+                return value
+            if host.unshare is not None and not host.unshare.alive():
+                raise LabError(f"host {host.name} died while setting up {what}:\n{self.console_tail(host)}")
+            if time.monotonic() > deadline:
+                raise Timeout(f"host {host.name}: timed out waiting for {what}:\n{self.console_tail(host)}")
+            time.sleep(0.02)
+
+    def _wait_ready(self, host: HostState, timeout: float) -> None:
+        assert host.systemd is not None
+        pid = host.systemd.pid
+
+        def system_state() -> str | None:
+            proc = subprocess.run(
+                ["nsenter", "-t", str(pid), "-a", "systemctl", "is-system-running", "--wait"],
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+            )
+            word = proc.stdout.strip()
+            return word if word in ("running", "degraded") else None
+
+        host.system_state = self._wait_for(system_state, timeout, host, "systemd to finish booting")
+        address = host.address.split("/")[0]
+
+        def sshd_answers() -> bool | None:
+            try:
+                with socket.create_connection((address, 22), timeout=1) as sock:
+                    return sock.recv(4).startswith(b"SSH") or None
+            except OSError:
+                return None
+
+        self._wait_for(sshd_answers, timeout, host, "sshd")
+
+    def _hosts_file(self, state: LabState) -> str:
+        lines = ["127.0.0.1\tlocalhost", "::1\tlocalhost ip6-localhost ip6-loopback"]
+        lines += [f"{h.address.split('/')[0]}\t{h.name}" for h in state.hosts]
+        return "\n".join(lines) + "\n"
+
+    def _write_access_files(self, state: LabState) -> None:
+        known = "".join(
+            ssh.known_hosts_line(
+                [h.name, h.address.split("/")[0]], self.paths.host_dir(h.name) / "ssh_host_ed25519_key"
+            )
+            for h in state.hosts
+        )
+        self.paths.known_hosts.write_text(known)
+        write_inventory(self.paths, state.hosts)
+
+    def _parallel(self, state: LabState, hosts: list[HostState], fn: Callable[[HostState], None]) -> None:
+        with ThreadPoolExecutor(max_workers=max(1, len(hosts))) as pool:
+            futures = [pool.submit(fn, h) for h in hosts]
+            errors = [f.exception() for f in futures if f.exception() is not None]
+        self.save(state)
+        if errors:
+            raise errors[0]  # type: ignore[misc]
+
+    def console_tail(self, host: HostState, lines: int = 15) -> str:
+        try:
+            text = (self.paths.host_dir(host.name) / "console.log").read_text(errors="replace")
+        except FileNotFoundError:
+            return "(no console output)"
+        return "\n".join(text.splitlines()[-lines:])
+
+    # -- down ----------------------------------------------------------------------------
+    def down(self) -> dict[str, Any]:
+        with self.locked():
+            state = self.load()
+            if state is None and not self.paths.dir.exists() and not self._leftover_links():
+                return {"name": self.name, "removed": False, "leftovers": []}
+            self._teardown(state or LabState(self.name, "", []))
+            return {"name": self.name, "removed": True, "leftovers": self.leftovers()}
+
+    def _teardown(self, state: LabState) -> None:
+        self._parallel(state, state.hosts, self._power_off)
+        for link in self._leftover_links():
+            network.delete_link(link)
+        stuck = cgroups.remove_tree([Path(d) for h in state.hosts for d in h.cgroups])
+        for leaf in self._leftover_cgroups():
+            stuck += cgroups.remove_tree([leaf])
+        if stuck:
+            raise LabError(f"cgroups still busy after power-off: {', '.join(stuck)}")
+        shutil.rmtree(self.paths.dir, ignore_errors=True)
+
+    def _power_off(self, host: HostState, grace: float = 20.0) -> None:
+        if host.systemd is not None and host.systemd.signal(SIGRTMIN_4):
+            host.systemd.wait_gone(grace)
+        if host.systemd is not None:
+            host.systemd.signal(signal.SIGKILL)  # takes the whole pid namespace with it
+            host.systemd.wait_gone(5)
+        if host.unshare is not None:
+            host.unshare.signal(signal.SIGKILL)
+            host.unshare.wait_gone(5)
+        dirs = [Path(d) for d in host.cgroups]
+        for _ in range(50):  # anything left in the host's cgroups was started by the host
+            pids = cgroups.procs_in(dirs)
+            if not pids:
+                break
+            kill_pids(sorted(pids))
+            time.sleep(0.1)
+        host.systemd = host.unshare = None
+
+    def _leftover_links(self) -> list[str]:
+        return network.links_with_prefix(f"bv-{self.name}-") + network.links_with_prefix(
+            f"bp-{self.name}-"
+        ) + ([self.paths.bridge] if network.link_exists(self.paths.bridge) else [])
+
+    def _leftover_cgroups(self) -> list[Path]:
+        found = []
+        for h in cgroups.machine_hierarchies():
+            try:
+                entries = os.listdir(h.own_dir)
+            except FileNotFoundError:
+                continue
+            found += [h.own_dir / e for e in entries if e.startswith(f"berth-lab.{self.name}-")]
+        return found
+
+    def leftovers(self) -> list[str]:
+        """What of this lab still exists on the machine (empty after a clean `down`)."""
+        left = [f"link {name}" for name in self._leftover_links()]
+        left += [f"cgroup {p}" for p in self._leftover_cgroups()]
+        if self.paths.dir.exists():
+            left.append(f"dir {self.paths.dir}")
+        with open("/proc/self/mountinfo") as fh:
+            left += [f"mount {line.split()[4]}" for line in fh if str(self.paths.dir) in line]
+        return left
+
+    # -- reboot, status ------------------------------------------------------------------
+    def reboot(self, name: str, boot_timeout: float = 120.0) -> HostState:
+        with self.locked():
+            state = self._require()
+            host = state.host(name)
+            self._power_off(host)
+            network.delete_link(host_veth(self.name, host.index)[0])
+            cgroups.remove_tree([Path(d) for d in host.cgroups])
+            self._boot(state, host, boot_timeout)
+            self.save(state)
+            return host
+
+    def status(self) -> LabState:
+        return self._require()
+
+    def _require(self) -> LabState:
+        state = self.load()
+        if state is None:
+            raise NotFound(f"lab {self.name} is not up (no {self.paths.state_file})")
+        return state
