@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from berth.cli import lab_cmd, unit_cmd, version_cmd
 from berth.cli.common import json_parent
 from berth.cli.output import emit_error, emit_result
+from berth.cli.result import Result
 from berth.errors import BerthError
 
 COMMAND_MODULES = (version_cmd, lab_cmd, unit_cmd)
@@ -38,7 +39,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     as_json: bool = bool(getattr(args, "json", False))
     command: str = getattr(args, "command_name", args.command)
     try:
-        result = args.handler(args)
+        result: Result = args.handler(args)
     except BerthError as exc:
         emit_error(command, exc, as_json)
         return exc.exit_code

@@ -21,7 +21,9 @@ def register(sub: Any) -> None:
 
     add_command(lab_sub, "down", run_down, "power off every host and remove everything", "lab down")
     add_command(lab_sub, "status", run_status, "each host's name, address and systemd PID", "lab status")
-    add_command(lab_sub, "inventory", run_inventory, "print the path of the lab's Ansible inventory", "lab inventory")
+    add_command(
+        lab_sub, "inventory", run_inventory, "print the path of the lab's Ansible inventory", "lab inventory"
+    )
     reboot = add_command(lab_sub, "reboot", run_reboot, "power a host off and boot it again", "lab reboot")
     reboot.add_argument("host")
     reboot.add_argument("--boot-timeout", type=float, default=120.0, metavar="SECONDS")
@@ -104,7 +106,11 @@ def run_reboot(args: argparse.Namespace) -> Result:
     lab = _lab(args)
     host = lab.reboot(args.host, boot_timeout=args.boot_timeout)
     return Result(
-        data={"name": host.name, "pid": host.systemd.pid if host.systemd else None, "boot_seconds": host.boot_seconds},
+        data={
+            "name": host.name,
+            "pid": host.systemd.pid if host.systemd else None,
+            "boot_seconds": host.boot_seconds,
+        },
         changed=True,
         actions=[Action("reboot-host", host.name)],
         text=lambda: f"{host.name} rebooted in {host.boot_seconds} s",

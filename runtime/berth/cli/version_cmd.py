@@ -23,6 +23,4 @@ def run(args: argparse.Namespace) -> Result:
         "python": platform.python_version(),
         "executable": sys.executable,
     }
-    return Result(
-        data=data, text=lambda: f"berth {__version__} (protocol {PROTOCOL_VERSION})"
-    )
+    return Result(data=data, text=lambda: f"berth {__version__} (protocol {PROTOCOL_VERSION})")

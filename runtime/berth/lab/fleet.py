@@ -107,7 +107,9 @@ class LabState:
         for h in self.hosts:
             if h.name == name:
                 return h
-        raise NotFound(f"lab {self.name} has no host {name!r} (hosts: {', '.join(h.name for h in self.hosts)})")
+        raise NotFound(
+            f"lab {self.name} has no host {name!r} (hosts: {', '.join(h.name for h in self.hosts)})"
+        )
 
 
 class Lab:
@@ -127,7 +129,8 @@ class Lab:
 
     @contextmanager
     def locked(self) -> Iterator[None]:
-        from filelock import FileLock, Timeout as LockTimeout
+        from filelock import FileLock
+        from filelock import Timeout as LockTimeout
 
         self.paths.root.mkdir(parents=True, exist_ok=True)
         try:
@@ -145,29 +148,41 @@ class Lab:
             old = self.load()
             if old is not None:
                 if any(h.running() for h in old.hosts):
-                    raise Conflict(f"lab {self.name} is already up: run `berth lab down --name {self.name}` first")
+                    raise Conflict(
+                        f"lab {self.name} is already up: run `berth lab down --name {self.name}` first"
+                    )
                 self._teardown(old)  # leftovers of a crashed run
-            net = self._pick_subnet(subnet)
-            state = LabState(
-                self.name,
-                str(net),
-                [
-                    HostState(host_name(self.name, i), i, str(host_address(net, i)), hostfs.new_machine_id())
-                    for i in range(1, count + 1)
-                ],
-            )
             self.paths.dir.mkdir(parents=True, exist_ok=True)
-            self.save(state)
             try:
+                with self._subnet_lock():  # two labs booting at once must not pick the same /24
+                    net = self._pick_subnet(subnet)
+                    state = LabState(
+                        self.name,
+                        str(net),
+                        [
+                            HostState(
+                                host_name(self.name, i), i, str(host_address(net, i)), hostfs.new_machine_id()
+                            )
+                            for i in range(1, count + 1)
+                        ],
+                    )
+                    self.save(state)
+                    network.create_bridge(self.paths.bridge, gateway_address(net))
                 ssh.ensure_keypair(self.paths.private_key, f"berth-lab-{self.name}")
-                network.create_bridge(self.paths.bridge, gateway_address(net))
                 self._parallel(state, state.hosts, lambda h: self._boot(state, h, boot_timeout))
                 self._write_access_files(state)
                 self.save(state)
             except BaseException:
-                self._teardown(self.load() or state)
+                self._teardown(self.load() or LabState(self.name, "", []))
                 raise
             return state
+
+    @contextmanager
+    def _subnet_lock(self) -> Iterator[None]:
+        from filelock import FileLock
+
+        with FileLock(str(self.paths.root / ".subnets.lock"), timeout=60):
+            yield
 
     def _pick_subnet(self, wanted: str | None) -> ipaddress.IPv4Network:
         used = network.used_subnets()
@@ -237,7 +252,7 @@ class Lab:
             )
         host.unshare = ProcessRef.of(proc.pid)
         self.save(state)
-        inner = self._wait_for(lambda: (children(proc.pid) or [None])[0], 10, host, "its namespaces")
+        inner = self._wait_for(lambda: next(iter(children(proc.pid)), None), 10, host, "its namespaces")
         host.systemd = ProcessRef.of(inner)
         self.save(state)
         network.move_to_netns(host_end, inner)
@@ -368,9 +383,11 @@ class Lab:
         host.systemd = host.unshare = None
 
     def _leftover_links(self) -> list[str]:
-        return network.links_with_prefix(f"bv-{self.name}-") + network.links_with_prefix(
-            f"bp-{self.name}-"
-        ) + ([self.paths.bridge] if network.link_exists(self.paths.bridge) else [])
+        return (
+            network.links_with_prefix(f"bv-{self.name}-")
+            + network.links_with_prefix(f"bp-{self.name}-")
+            + ([self.paths.bridge] if network.link_exists(self.paths.bridge) else [])
+        )
 
     def _leftover_cgroups(self) -> list[Path]:
         found = []

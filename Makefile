@@ -1,0 +1,54 @@
+# Berth: `make demo` and `make test` do all their set-up on a fresh Debian 12 machine (as root).
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+VENV ?= $(CURDIR)/.venv
+PY := $(VENV)/bin/python
+PYTEST_ARGS ?=
+STAMP := $(VENV)/.berth-deps
+
+.PHONY: help deps lint unit sanity integration test demo bench clean
+
+help:
+	@echo "make demo   - boot a local fleet of systemd hosts and run Berth on it (then tear down)"
+	@echo "make test   - lint, type checks, unit, collection sanity and integration tests on lab hosts"
+	@echo "make bench  - benchmarks side by side with the peers (see bench/README.md)"
+	@echo "make deps   - Debian packages and the pinned virtual environment (run by the others)"
+
+deps: $(STAMP)
+	@scripts/install-deps.sh
+
+$(STAMP): requirements/dev.txt runtime/pyproject.toml
+	@scripts/install-deps.sh
+	@test -x $(PY) || /usr/bin/python3 -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements/dev.txt
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps -e runtime
+	@touch $@
+
+lint: deps
+	$(VENV)/bin/ruff check runtime plugins tests bench
+	$(VENV)/bin/ruff format --check runtime plugins tests bench
+	cd runtime && $(VENV)/bin/mypy berth
+
+unit: deps
+	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
+
+sanity: deps
+	VENV=$(VENV) tests/sanity/run.sh
+
+integration: deps
+	$(PY) -m pytest tests/integration $(PYTEST_ARGS)
+
+# One pytest run for unit and integration tests, so the suite ends on one summary line.
+test: deps lint sanity
+	$(PY) -m pytest tests $(PYTEST_ARGS)
+
+demo: deps
+	VENV=$(VENV) scripts/demo.sh
+
+bench: deps
+	$(PY) bench/run.py
+
+clean:
+	rm -rf $(VENV) .build .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,55 @@
+"""Shared benchmark plumbing: timing rounds, summaries, and where the figures were measured."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+VENV = Path(os.environ.get("VENV", REPO / ".venv"))
+BERTH = str(VENV / "bin" / "berth")
+
+
+def machine() -> dict[str, Any]:
+    """What a figure was measured on: absolute times on a shared 2-core VM are noisy."""
+    with open("/proc/cpuinfo") as fh:
+        model = next((line.split(":", 1)[1].strip() for line in fh if line.startswith("model name")), "?")
+    return {
+        "cpu": model,
+        "cores": os.cpu_count(),
+        "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+    }
+
+
+def summary(samples: list[float]) -> dict[str, float]:
+    return {
+        "median": round(statistics.median(samples), 4),
+        "min": round(min(samples), 4),
+        "max": round(max(samples), 4),
+        "n": len(samples),
+    }
+
+
+def timed(fn: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def berth_json(*args: str) -> dict[str, Any]:
+    proc = subprocess.run([BERTH, *args, "--json"], capture_output=True, text=True, check=False)
+    out: dict[str, Any] = json.loads(proc.stdout)
+    if not out.get("ok"):
+        print(f"berth {' '.join(args)} failed: {out.get('error')}", file=sys.stderr)
+        raise SystemExit(1)
+    return out
