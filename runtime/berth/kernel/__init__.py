@@ -63,3 +63,193 @@ def unshare(flags: int) -> None:
 
 def setns(fd: int, nstype: int = 0) -> None:
     _check(_libc().setns(fd, nstype), "setns")
+
+
+# -- mounts ---------------------------------------------------------------------------------
+MS_RDONLY = 0x1
+MS_NOSUID = 0x2
+MS_NODEV = 0x4
+MS_NOEXEC = 0x8
+MS_REMOUNT = 0x20
+MS_BIND = 0x1000
+MS_MOVE = 0x2000
+MS_REC = 0x4000
+MS_PRIVATE = 0x40000
+MS_SLAVE = 0x80000
+MNT_DETACH = 0x2
+
+# The new mount API (Linux 5.2+): used for overlays whose option string would not fit a page.
+_SYS_OPEN_TREE = 428
+_SYS_MOVE_MOUNT = 429
+_SYS_FSOPEN = 430
+_SYS_FSCONFIG = 431
+_SYS_FSMOUNT = 432
+_SYS_OPENAT2 = 437
+FSOPEN_CLOEXEC = 0x1
+FSCONFIG_SET_FLAG = 0
+FSCONFIG_SET_STRING = 1
+FSCONFIG_CMD_CREATE = 6
+FSMOUNT_CLOEXEC = 0x1
+MOVE_MOUNT_F_EMPTY_PATH = 0x4
+
+# openat2 resolve flags: RESOLVE_IN_ROOT treats the dirfd as "/" for every path component,
+# symlinks included, which is what makes image-controlled paths safe to mount on.
+RESOLVE_NO_MAGICLINKS = 0x02
+RESOLVE_IN_ROOT = 0x10
+O_PATH = 0o10000000
+O_CLOEXEC = 0o2000000
+O_DIRECTORY = 0o200000
+O_NOFOLLOW = 0o400000
+
+
+def mount(
+    source: str | None, target: str, fstype: str | None, flags: int = 0, data: str | None = None
+) -> None:
+    libc = _libc()
+    ret = libc.mount(_b(source), os.fsencode(target), _b(fstype), ctypes.c_ulong(flags), _b(data))
+    _check(ret, f"mount {fstype or source} on {target}")
+
+
+def umount2(target: str, flags: int = 0) -> None:
+    _check(_libc().umount2(os.fsencode(target), flags), f"umount {target}")
+
+
+def pivot_root(new_root: str, put_old: str) -> None:
+    ret = _libc().syscall(155, os.fsencode(new_root), os.fsencode(put_old))  # SYS_pivot_root
+    _check(ret, "pivot_root")
+
+
+def sethostname(name: str) -> None:
+    raw = name.encode()
+    _check(_libc().sethostname(raw, len(raw)), "sethostname")
+
+
+class _OpenHow(ctypes.Structure):
+    _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64), ("resolve", ctypes.c_uint64)]
+
+
+def openat2(dirfd: int, path: str, flags: int, resolve: int, mode: int = 0) -> int:
+    how = _OpenHow(flags, mode, resolve)
+    fd: int = _libc().syscall(
+        ctypes.c_long(_SYS_OPENAT2),
+        ctypes.c_int(dirfd),
+        os.fsencode(path),
+        ctypes.byref(how),
+        ctypes.c_size_t(ctypes.sizeof(how)),
+    )
+    if fd < 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"openat2 {path}: {os.strerror(err)}")
+    return fd
+
+
+def _syscall_fd(number: int, what: str, *args: object) -> int:
+    fd: int = _libc().syscall(ctypes.c_long(number), *args)
+    if fd < 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"{what}: {os.strerror(err)}")
+    return fd
+
+
+def mount_overlay_fd(options: list[tuple[str, str | None]]) -> int:
+    """Create an overlay with the new mount API; return a detached mount fd.
+
+    Each option is (key, value); `lowerdir+` may repeat, one layer per call, so the number of
+    layers is not bound by the page-sized option string of mount(2) (Linux 6.8+).
+    """
+    fs = _syscall_fd(_SYS_FSOPEN, "fsopen overlay", b"overlay", ctypes.c_uint(FSOPEN_CLOEXEC))
+    try:
+        for key, value in options:
+            if value is None:
+                ret = _libc().syscall(
+                    ctypes.c_long(_SYS_FSCONFIG), fs, FSCONFIG_SET_FLAG, key.encode(), None, 0
+                )
+            else:
+                ret = _libc().syscall(
+                    ctypes.c_long(_SYS_FSCONFIG), fs, FSCONFIG_SET_STRING, key.encode(), os.fsencode(value), 0
+                )
+            _check(0 if ret >= 0 else ret, f"overlay option {key}={value}")
+        ret = _libc().syscall(ctypes.c_long(_SYS_FSCONFIG), fs, FSCONFIG_CMD_CREATE, None, None, 0)
+        _check(0 if ret >= 0 else ret, "create overlay")
+        return _syscall_fd(_SYS_FSMOUNT, "fsmount", fs, ctypes.c_uint(FSMOUNT_CLOEXEC), ctypes.c_uint(0))
+    finally:
+        os.close(fs)
+
+
+def move_mount_fd(mount_fd: int, target: str) -> None:
+    ret = _libc().syscall(
+        ctypes.c_long(_SYS_MOVE_MOUNT),
+        mount_fd,
+        b"",
+        ctypes.c_int(-100),  # AT_FDCWD
+        os.fsencode(target),
+        ctypes.c_uint(MOVE_MOUNT_F_EMPTY_PATH),
+    )
+    _check(0 if ret >= 0 else ret, f"move_mount to {target}")
+
+
+# -- process attributes ---------------------------------------------------------------------
+PR_CAPBSET_DROP = 24
+PR_SET_NO_NEW_PRIVS = 38
+PR_CAP_AMBIENT = 47
+PR_CAP_AMBIENT_CLEAR_ALL = 4
+PR_SET_PDEATHSIG = 1
+PR_SET_CHILD_SUBREAPER = 36
+_LINUX_CAPABILITY_VERSION_3 = 0x20080522
+CAP_LAST_CAP = 40
+
+
+def prctl(option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0, arg5: int = 0) -> int:
+    ret: int = _libc().prctl(
+        option, ctypes.c_ulong(arg2), ctypes.c_ulong(arg3), ctypes.c_ulong(arg4), ctypes.c_ulong(arg5)
+    )
+    if ret < 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"prctl({option}): {os.strerror(err)}")
+    return ret
+
+
+class _CapHeader(ctypes.Structure):
+    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+
+class _CapData(ctypes.Structure):
+    _fields_ = [
+        ("effective", ctypes.c_uint32),
+        ("permitted", ctypes.c_uint32),
+        ("inheritable", ctypes.c_uint32),
+    ]
+
+
+def drop_bounding_capabilities(keep: frozenset[int]) -> None:
+    """Drop every capability not in `keep` from the bounding set, for good; clear ambient."""
+    for cap in range(CAP_LAST_CAP + 1):
+        if cap not in keep:
+            try:
+                prctl(PR_CAPBSET_DROP, cap)
+            except OSError as exc:
+                if exc.errno != 22:  # EINVAL: this kernel does not know the capability
+                    raise
+    try:
+        prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL)
+    except OSError:
+        pass
+
+
+def set_capabilities(keep: frozenset[int]) -> None:
+    """Set the effective and permitted sets of a root process to `keep`."""
+    mask = 0
+    for cap in keep:
+        mask |= 1 << cap
+    header = _CapHeader(_LINUX_CAPABILITY_VERSION_3, 0)
+    data = (_CapData * 2)()
+    for i in range(2):
+        word = (mask >> (32 * i)) & 0xFFFFFFFF
+        # Inheritable stays empty, as in runc since CVE-2022-24769.
+        data[i].effective = data[i].permitted = word
+    ret = _libc().syscall(ctypes.c_long(126), ctypes.byref(header), ctypes.byref(data))  # SYS_capset
+    _check(0 if ret >= 0 else ret, "capset")
+
+
+def _b(value: str | None) -> bytes | None:
+    return None if value is None else os.fsencode(value)

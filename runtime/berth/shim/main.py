@@ -1,0 +1,130 @@
+"""Entry point of the shim: `python3 -S .../berth/shim/main.py start|record-exit CONFIG`."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+
+if __name__ == "__main__":  # run as a script with -S: make the berth package importable
+    sys.path[0] = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from berth import kernel as k  # noqa: E402
+from berth.shim import rootfs  # noqa: E402
+from berth.shim.notify import sd_notify  # noqa: E402
+from berth.shim.process import exec_process  # noqa: E402
+
+NAMESPACE_FLAGS = {
+    "mount": k.CLONE_NEWNS,
+    "uts": k.CLONE_NEWUTS,
+    "ipc": k.CLONE_NEWIPC,
+    "pid": k.CLONE_NEWPID,
+    "net": k.CLONE_NEWNET,
+    "cgroup": k.CLONE_NEWCGROUP,
+}
+
+
+def start(cfg: dict[str, object]) -> int:
+    namespaces: list[str] = list(cfg["namespaces"])  # type: ignore[call-overload]
+    if "pid" in namespaces:  # takes effect for the child only: it becomes PID 1
+        k.unshare(k.CLONE_NEWPID)
+    read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
+    pid = os.fork()
+    if pid == 0:
+        os.close(read_fd)
+        _child(cfg, namespaces, write_fd)
+    os.close(write_fd)
+    with os.fdopen(read_fd, "rb") as pipe:
+        report = pipe.read()
+    if report:  # the child failed before exec: say why, where systemd's journal sees it
+        os.waitpid(pid, 0)
+        message = json.loads(report)["error"]
+        print(f"berth: container {cfg['name']} failed to start: {message}", file=sys.stderr, flush=True)
+        return 127
+    if sd_notify(f"MAINPID={pid}\nREADY=1\n"):
+        return 0  # systemd adopts the container as the unit's main process
+    # Not under systemd (a direct run): wait and pass the status on.
+    _, status = os.waitpid(pid, 0)
+    if os.WIFSIGNALED(status):
+        signal.signal(os.WTERMSIG(status), signal.SIG_DFL)
+        os.kill(os.getpid(), os.WTERMSIG(status))
+    return os.waitstatus_to_exitcode(status)
+
+
+def _child(cfg: dict[str, object], namespaces: list[str], error_fd: int) -> None:
+    try:
+        os.setsid()
+        # The other namespaces are the child's alone: the shim itself must keep the host's
+        # mount namespace (pivot_root would move its root too) to reach the notify socket.
+        flags = 0
+        for ns in namespaces:
+            if ns != "pid":
+                flags |= NAMESPACE_FLAGS[ns]
+        k.unshare(flags)
+        rootfs.build(cfg)  # type: ignore[arg-type]
+        if cfg.get("hostname") and "uts" in cfg["namespaces"]:  # type: ignore[operator]
+            k.sethostname(str(cfg["hostname"]))
+        exec_process(cfg["process"], error_fd)  # type: ignore[arg-type]
+    except BaseException as exc:  # everything becomes one report to the parent
+        text = str(exc) if isinstance(exc, rootfs.SetupError) else f"{type(exc).__name__}: {exc}"
+        try:
+            os.write(error_fd, json.dumps({"error": text}).encode())
+        finally:
+            os._exit(127)
+
+
+def record_exit(cfg: dict[str, object]) -> int:
+    """ExecStopPost: record why the container stopped, while its cgroup still exists."""
+    record = {
+        "service_result": os.environ.get("SERVICE_RESULT"),
+        "exit_code": os.environ.get("EXIT_CODE"),
+        "exit_status": os.environ.get("EXIT_STATUS"),
+        "oom_killed": os.environ.get("SERVICE_RESULT") == "oom-kill" or _oom_kills() > 0,
+        "invocation_id": os.environ.get("INVOCATION_ID"),
+    }
+    path = str(cfg["exit_file"])
+    tmp = f"{path}.tmp"
+    with open(tmp, "w") as fh:
+        json.dump(record, fh)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.rename(tmp, path)
+    return 0
+
+
+def _oom_kills() -> int:
+    """OOM kills in this unit's memory cgroup (v2 memory.events, else v1 memory.oom_control)."""
+    with open("/proc/self/cgroup") as fh:
+        paths = dict(line.rstrip("\n").split(":", 2)[1:] for line in fh)
+    candidates = []
+    if "memory" in paths:
+        candidates.append(f"/sys/fs/cgroup/memory{paths['memory']}/memory.oom_control")
+    if "" in paths:
+        candidates.append(f"/sys/fs/cgroup{paths['']}/memory.events")
+    for path in candidates:
+        try:
+            with open(path) as fh:
+                for line in fh:
+                    key, _, value = line.partition(" ")
+                    if key == "oom_kill":
+                        return int(value)
+        except OSError:
+            continue
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    command, config_path = argv[1], argv[2]
+    with open(config_path) as fh:
+        cfg = json.load(fh)
+    if command == "start":
+        return start(cfg)
+    if command == "record-exit":
+        return record_exit(cfg)
+    print(f"berth shim: unknown command {command!r}", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

@@ -1,0 +1,70 @@
+"""The last steps before exec: identity, capabilities, no_new_privs, descriptors, exec."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from berth import kernel as k
+from berth.shim.rootfs import SetupError
+
+
+def resolve_user(user: str) -> tuple[int, int, list[int]]:
+    """uid, gid and supplementary groups from "uid[:gid]" or names in the container's /etc."""
+    name, _, group = user.partition(":")
+    uid = gid = None
+    home_gid = 0
+    if name.isdigit():
+        uid = int(name)
+    for entry in _read_db("/etc/passwd"):
+        if (uid is None and entry[0] == name) or (uid is not None and entry[2] == str(uid)):
+            uid, home_gid = int(entry[2]), int(entry[3])
+            name = entry[0]
+            break
+    if uid is None:
+        raise SetupError(f"user {name!r} is not in the container's /etc/passwd")
+    if group:
+        if group.isdigit():
+            gid = int(group)
+        else:
+            gid = next((int(e[2]) for e in _read_db("/etc/group") if e[0] == group), None)
+            if gid is None:
+                raise SetupError(f"group {group!r} is not in the container's /etc/group")
+    else:
+        gid = home_gid
+    groups = sorted({int(e[2]) for e in _read_db("/etc/group") if len(e) > 3 and name in e[3].split(",")})
+    return uid, gid, groups
+
+
+def _read_db(path: str) -> list[list[str]]:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            return [line.rstrip("\n").split(":") for line in fh if line.count(":") >= 2]
+    except FileNotFoundError:
+        return []
+
+
+def exec_process(proc: dict[str, Any], error_fd: int) -> None:
+    caps = frozenset(proc["capabilities"])
+    k.drop_bounding_capabilities(caps)
+    uid, gid, groups = resolve_user(proc.get("user") or "0")
+    os.setgroups(groups)
+    os.setgid(gid)
+    os.setuid(uid)  # for uid != 0 the kernel clears effective and permitted capabilities
+    if uid == 0:
+        k.set_capabilities(caps)
+    if proc.get("no_new_privileges"):
+        k.prctl(k.PR_SET_NO_NEW_PRIVS, 1)
+    cwd = proc.get("cwd") or "/"
+    try:
+        os.chdir(cwd)
+    except OSError as exc:
+        raise SetupError(f"working directory {cwd}: {exc.strerror}") from exc
+    os.closerange(3, error_fd)
+    os.closerange(error_fd + 1, 65536)
+    env = dict(item.split("=", 1) for item in proc["env"])
+    args = proc["args"]
+    try:
+        os.execvpe(args[0], args, env)
+    except OSError as exc:
+        raise SetupError(f"cannot run {args[0]!r}: {exc.strerror}") from exc
