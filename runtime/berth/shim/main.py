@@ -6,14 +6,15 @@ import json
 import os
 import signal
 import sys
+from typing import Any
 
 if __name__ == "__main__":  # run as a script with -S: make the berth package importable
     sys.path[0] = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from berth import kernel as k  # noqa: E402
-from berth.shim import rootfs  # noqa: E402
-from berth.shim.notify import sd_notify  # noqa: E402
-from berth.shim.process import exec_process  # noqa: E402
+from berth import kernel as k
+from berth.shim import rootfs
+from berth.shim.notify import sd_notify
+from berth.shim.process import exec_process
 
 NAMESPACE_FLAGS = {
     "mount": k.CLONE_NEWNS,
@@ -25,8 +26,8 @@ NAMESPACE_FLAGS = {
 }
 
 
-def start(cfg: dict[str, object]) -> int:
-    namespaces: list[str] = list(cfg["namespaces"])  # type: ignore[call-overload]
+def start(cfg: dict[str, Any]) -> int:
+    namespaces: list[str] = list(cfg["namespaces"])
     if "pid" in namespaces:  # takes effect for the child only: it becomes PID 1
         k.unshare(k.CLONE_NEWPID)
     read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
@@ -52,7 +53,7 @@ def start(cfg: dict[str, object]) -> int:
     return os.waitstatus_to_exitcode(status)
 
 
-def _child(cfg: dict[str, object], namespaces: list[str], error_fd: int) -> None:
+def _child(cfg: dict[str, Any], namespaces: list[str], error_fd: int) -> None:
     try:
         os.setsid()
         # The other namespaces are the child's alone: the shim itself must keep the host's
@@ -62,10 +63,10 @@ def _child(cfg: dict[str, object], namespaces: list[str], error_fd: int) -> None
             if ns != "pid":
                 flags |= NAMESPACE_FLAGS[ns]
         k.unshare(flags)
-        rootfs.build(cfg)  # type: ignore[arg-type]
-        if cfg.get("hostname") and "uts" in cfg["namespaces"]:  # type: ignore[operator]
+        rootfs.build(cfg)
+        if cfg.get("hostname") and "uts" in cfg["namespaces"]:
             k.sethostname(str(cfg["hostname"]))
-        exec_process(cfg["process"], error_fd)  # type: ignore[arg-type]
+        exec_process(cfg["process"], error_fd)
     except BaseException as exc:  # everything becomes one report to the parent
         text = str(exc) if isinstance(exc, rootfs.SetupError) else f"{type(exc).__name__}: {exc}"
         try:
@@ -74,7 +75,7 @@ def _child(cfg: dict[str, object], namespaces: list[str], error_fd: int) -> None
             os._exit(127)
 
 
-def record_exit(cfg: dict[str, object]) -> int:
+def record_exit(cfg: dict[str, Any]) -> int:
     """ExecStopPost: record why the container stopped, while its cgroup still exists."""
     record = {
         "service_result": os.environ.get("SERVICE_RESULT"),
