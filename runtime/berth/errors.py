@@ -86,3 +86,24 @@ class LabError(BerthError):
 class Timeout(BerthError):
     kind = "timeout"
     exit_code = 11
+
+
+class StartFailed(BerthError):
+    """A container's process could not be started; `message` carries the shim's reason."""
+
+    kind = "start-failed"
+    exit_code = 12
+
+
+class IntegrityError(BerthError):
+    """Content does not match what was promised: a digest, a size, a diff ID, a stored blob."""
+
+    kind = "integrity-error"
+    exit_code = 12
+
+
+class RegistryError(BerthError):
+    """A registry failed to serve a request (5xx, a cut connection, a stall) after the retries."""
+
+    kind = "registry-error"
+    exit_code = 13

@@ -41,6 +41,7 @@ def start(cfg: dict[str, Any]) -> int:
     if report:  # the child failed before exec: say why, where systemd's journal sees it
         os.waitpid(pid, 0)
         message = json.loads(report)["error"]
+        _write_atomically(str(cfg["error_file"]), message)
         print(f"berth: container {cfg['name']} failed to start: {message}", file=sys.stderr, flush=True)
         return 127
     if sd_notify(f"MAINPID={pid}\nREADY=1\n"):
@@ -84,14 +85,17 @@ def record_exit(cfg: dict[str, Any]) -> int:
         "oom_killed": os.environ.get("SERVICE_RESULT") == "oom-kill" or _oom_kills() > 0,
         "invocation_id": os.environ.get("INVOCATION_ID"),
     }
-    path = str(cfg["exit_file"])
+    _write_atomically(str(cfg["exit_file"]), json.dumps(record))
+    return 0
+
+
+def _write_atomically(path: str, text: str) -> None:
     tmp = f"{path}.tmp"
     with open(tmp, "w") as fh:
-        json.dump(record, fh)
+        fh.write(text)
         fh.flush()
         os.fsync(fh.fileno())
     os.rename(tmp, path)
-    return 0
 
 
 def _oom_kills() -> int:

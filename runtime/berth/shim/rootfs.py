@@ -173,6 +173,13 @@ def _populate(root_fd: int, cfg: dict[str, Any]) -> None:
 
     for m in cfg.get("mounts", []):
         _user_mount(root_fd, m)
+    credentials = os.environ.get("CREDENTIALS_DIRECTORY")
+    if cfg.get("credentials_target") and credentials:
+        # systemd's credentials (a private ramfs) are the only way secrets reach the container.
+        _user_mount(
+            root_fd,
+            {"type": "bind", "source": credentials, "target": cfg["credentials_target"], "read_only": True},
+        )
 
     for path in cfg.get("masked_paths", []):
         _mask(root_fd, path)

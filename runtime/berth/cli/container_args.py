@@ -1,0 +1,153 @@
+"""podman-style flags of `berth run` / `berth create`, turned into a container spec document."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from berth.cli.common import read_json_input
+from berth.errors import InvalidInput
+
+
+def add_spec_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "-f", "--file", metavar="SPEC", help="a JSON container spec (or - for stdin); flags override it"
+    )
+    p.add_argument("--name")
+    p.add_argument("--rootfs", metavar="DIR", help="a directory used as the container's only layer")
+    p.add_argument("-e", "--env", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("-w", "--workdir")
+    p.add_argument("-u", "--user", metavar="USER[:GROUP]")
+    p.add_argument("--hostname")
+    p.add_argument("--entrypoint", metavar="CMD", help="replace the entrypoint (one word)")
+    p.add_argument(
+        "-v",
+        "--volume",
+        action="append",
+        default=[],
+        metavar="SRC:DST[:ro]",
+        help="bind mount a host path (absolute SRC) or a named volume",
+    )
+    p.add_argument("--tmpfs", action="append", default=[], metavar="DST[:size=N]")
+    p.add_argument(
+        "--secret",
+        action="append",
+        default=[],
+        metavar="NAME=FILE",
+        help="a file handed in as a systemd credential, visible as /run/secrets/NAME",
+    )
+    p.add_argument("--read-only", action="store_true", default=None)
+    p.add_argument("--restart", metavar="no|on-failure[:N]|always")
+    p.add_argument("--stop-signal")
+    p.add_argument("--stop-timeout", type=int)
+    p.add_argument("--cap-add", action="append", default=[])
+    p.add_argument("--cap-drop", action="append", default=[])
+    p.add_argument("--privileged", action="store_true", default=None)
+    p.add_argument("--security-opt", action="append", default=[], metavar="no-new-privileges")
+    p.add_argument("-l", "--label", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--slice", help="a group name (berth-NAME.slice) or a full slice unit name")
+    p.add_argument("--network", choices=("none", "host"))
+    p.add_argument("-m", "--memory", metavar="SIZE", help="MemoryMax")
+    p.add_argument("--memory-high", metavar="SIZE")
+    p.add_argument("--memory-swap-max", metavar="SIZE")
+    p.add_argument("--cpu-quota", metavar="PERCENT", help="e.g. 50%% of one CPU")
+    p.add_argument("--cpu-weight", type=int)
+    p.add_argument("--io-weight", type=int)
+    p.add_argument("--pids-limit", metavar="N", help="TasksMax (default 2048)")
+    p.add_argument("--cpuset-cpus", metavar="LIST", help="pin to CPUs, e.g. 0-1")
+    p.add_argument("--nice", type=int)
+    p.add_argument("image", nargs="?", help="an image reference (or use --rootfs)")
+    p.add_argument("command", nargs=argparse.REMAINDER, help="command and arguments")
+
+
+def _pairs(items: list[str], flag: str) -> dict[str, str]:
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise InvalidInput(f"{flag} {item!r}: expected KEY=VALUE")
+        out[key] = value
+    return out
+
+
+def spec_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    doc: dict[str, Any] = read_json_input(args.file) if args.file else {}
+    if not isinstance(doc, dict):
+        raise InvalidInput("the spec file must hold a JSON object")
+    image, command = args.image, list(args.command or [])
+    if args.rootfs:
+        doc["rootfs"] = args.rootfs
+        if image is not None:  # with --rootfs, every positional word is the command
+            command = [image, *command]
+    elif image is not None:
+        doc["image"] = image
+    if command and command[0] == "--":
+        command = command[1:]
+    if command:
+        doc["command"] = command
+    simple = {
+        "name": args.name, "workdir": args.workdir, "user": args.user, "hostname": args.hostname,
+        "read_only": args.read_only, "restart": args.restart, "stop_signal": args.stop_signal,
+        "stop_timeout": args.stop_timeout, "privileged": args.privileged, "slice": args.slice,
+        "network": args.network,
+    }  # fmt: skip
+    doc.update({k: v for k, v in simple.items() if v is not None})
+    if args.entrypoint is not None:
+        doc["entrypoint"] = [args.entrypoint] if args.entrypoint else []
+    if args.env:
+        doc["env"] = {**doc.get("env", {}), **_pairs(args.env, "--env")}
+    if args.label:
+        doc["labels"] = {**doc.get("labels", {}), **_pairs(args.label, "--label")}
+    if args.cap_add:
+        doc["cap_add"] = doc.get("cap_add", []) + args.cap_add
+    if args.cap_drop:
+        doc["cap_drop"] = doc.get("cap_drop", []) + args.cap_drop
+    for opt in args.security_opt:
+        if opt not in ("no-new-privileges", "no-new-privileges:true"):
+            raise InvalidInput(f"--security-opt {opt!r} is not supported (only no-new-privileges)")
+        doc["no_new_privileges"] = True
+    mounts = list(doc.get("mounts", []))
+    for vol in args.volume:
+        parts = vol.split(":")
+        if len(parts) not in (2, 3) or (len(parts) == 3 and parts[2] not in ("ro", "rw")):
+            raise InvalidInput(f"--volume {vol!r}: expected SRC:DST or SRC:DST:ro")
+        kind = "bind" if parts[0].startswith("/") else "volume"
+        mounts.append(
+            {
+                "type": kind,
+                "source": parts[0],
+                "target": parts[1],
+                "read_only": len(parts) == 3 and parts[2] == "ro",
+            }
+        )
+    for tmp in args.tmpfs:
+        target, _, opts = tmp.partition(":")
+        entry: dict[str, Any] = {"type": "tmpfs", "target": target}
+        for opt in filter(None, opts.split(",")):
+            key, _, value = opt.partition("=")
+            if key not in ("size", "mode") or not value:
+                raise InvalidInput(f"--tmpfs {tmp!r}: options are size=N and mode=OCTAL")
+            entry[key] = value
+        mounts.append(entry)
+    if mounts:
+        doc["mounts"] = mounts
+    if args.secret:
+        doc["secrets"] = doc.get("secrets", []) + [
+            {"name": k, "source": v} for k, v in _pairs(args.secret, "--secret").items()
+        ]
+    res = dict(doc.get("resources", {}))
+    for key, value in (
+        ("memory_max", args.memory), ("memory_high", args.memory_high),
+        ("memory_swap_max", args.memory_swap_max), ("cpu_quota", args.cpu_quota),
+        ("cpu_weight", args.cpu_weight), ("io_weight", args.io_weight), ("tasks_max", args.pids_limit),
+        ("cpus", args.cpuset_cpus), ("nice", args.nice),
+    ):  # fmt: skip
+        if value is not None:
+            res[key] = value
+    if res:
+        doc["resources"] = res
+    if "name" not in doc:
+        import secrets
+
+        doc["name"] = f"c-{secrets.token_hex(5)}"
+    return doc

@@ -1,0 +1,268 @@
+"""Container commands: run, create, start, stop, restart, rm, ps, inspect, logs, container apply."""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import time
+from typing import Any
+
+from berth.cli.common import add_command, read_json_input
+from berth.cli.container_args import add_spec_flags, spec_from_args
+from berth.cli.result import Result
+from berth.errors import InvalidInput
+
+
+def register(sub: Any) -> None:
+    run = add_command(sub, "run", run_run, "create and start a container")
+    run.add_argument("-d", "--detach", action="store_true", help="return once the container's process runs")
+    run.add_argument("--rm", action="store_true", help="remove the container when it exits")
+    add_spec_flags(run)
+    create = add_command(sub, "create", run_create, "create a container without starting it")
+    add_spec_flags(create)
+    for name, fn, text in (
+        ("start", run_start, "start containers"),
+        ("stop", run_stop, "stop containers (stop signal, then SIGKILL after the stop timeout)"),
+        ("restart", run_restart, "stop and start containers"),
+        ("inspect", run_inspect, "everything berth and systemd know about containers"),
+    ):
+        p = add_command(sub, name, fn, text)
+        p.add_argument("names", nargs="+", metavar="NAME")
+    rm = add_command(sub, "rm", run_rm, "remove containers: unit, upper dir, state")
+    rm.add_argument("-f", "--force", action="store_true", help="stop running containers first")
+    rm.add_argument("names", nargs="+", metavar="NAME")
+    ps = add_command(sub, "ps", run_ps, "list running containers")
+    ps.add_argument("-a", "--all", action="store_true", help="list every container, not only running ones")
+    logs = add_command(sub, "logs", run_logs, "a container's output, from the journal")
+    logs.add_argument("name")
+    logs.add_argument("-f", "--follow", action="store_true")
+    logs.add_argument("--since", help="journalctl --since syntax, e.g. '10 min ago'")
+    logs.add_argument("-n", "--tail", type=int, metavar="N")
+
+    container = sub.add_parser("container", help="declarative container management (used by the modules)")
+    csub = container.add_subparsers(dest="container_command", required=True, metavar="COMMAND")
+    apply = add_command(
+        csub, "apply", run_apply, "make a container match a spec and state", "container apply"
+    )
+    apply.add_argument(
+        "-f", "--file", required=True, metavar="SPEC", help="JSON: {spec: {...}, state: ...} or -"
+    )
+    apply.add_argument("--check", action="store_true", help="plan only: change nothing")
+
+
+def _containers() -> Any:
+    from berth.containers.manager import Containers
+
+    return Containers()
+
+
+def _parse(doc: dict[str, Any]) -> Any:
+    from berth.containers.spec import parse_spec
+
+    return parse_spec(doc)
+
+
+def _describe(c: Any, name: str) -> dict[str, Any]:
+    observed = c.observe(name)
+    record = observed.record or {}
+    live = observed.live
+    return {
+        "name": name,
+        "status": observed.status,
+        "unit": record.get("unit"),
+        "spec_hash": record.get("spec_hash"),
+        "spec": record.get("spec"),
+        "layers": record.get("layers"),
+        "created_at": record.get("created_at"),
+        "started_at": record.get("started_at"),
+        "finished_at": record.get("finished_at"),
+        "pid": live.main_pid or None,
+        "control_group": live.control_group,
+        "exit": observed.exit(),
+    }
+
+
+def run_run(args: argparse.Namespace) -> Result:
+    spec = _parse(spec_from_args(args))
+    c = _containers()
+    outcome = c.create(spec, start=True)
+    if args.detach:
+        info = _describe(c, spec.name)
+        return Result(
+            data=info,
+            changed=True,
+            actions=outcome.applied,
+            warnings=outcome.warnings,
+            text=lambda: spec.name,
+        )
+    code, info = _wait(c, spec.name, stream=not args.json if hasattr(args, "json") else True)
+    if args.rm:
+        c.remove(spec.name, force=True)
+    return Result(
+        data=info,
+        changed=True,
+        actions=outcome.applied,
+        warnings=outcome.warnings,
+        text=lambda: "",
+        exit_code=code,
+    )
+
+
+def _wait(c: Any, name: str, stream: bool) -> tuple[int, dict[str, Any]]:
+    """Follow a foreground container until it exits; its exit status becomes ours."""
+    unit = f"berth-{name}.service"
+    follower = None
+    if stream:
+        invocation = c.observe(name).live.invocation_id
+        match = f"_SYSTEMD_INVOCATION_ID={invocation}" if invocation else f"_SYSTEMD_UNIT={unit}"
+        follower = subprocess.Popen(
+            ["journalctl", "--follow", "--output=cat", "--no-tail", match, f"SYSLOG_IDENTIFIER={name}"],
+            stdout=sys.stdout,
+        )
+    try:
+        while c.observe(name).running:
+            time.sleep(0.05)
+    finally:
+        if follower is not None:
+            time.sleep(0.2)  # let journald hand over the last lines
+            follower.terminate()
+            follower.wait()
+    info = _describe(c, name)
+    exit_info = info["exit"] or {}
+    if exit_info.get("exit_code") is not None:
+        return int(exit_info["exit_code"]), info
+    if exit_info.get("signal"):
+        return 137 if exit_info["signal"] == "KILL" else 143, info
+    return 125, info
+
+
+def run_create(args: argparse.Namespace) -> Result:
+    spec = _parse(spec_from_args(args))
+    outcome = _containers().create(spec)
+    return Result(
+        data={"name": spec.name, "spec_hash": spec.spec_hash},
+        changed=True,
+        actions=outcome.applied,
+        text=lambda: spec.name,
+    )
+
+
+def _each(args: argparse.Namespace, op: str, **kwargs: Any) -> Result:
+    c = _containers()
+    applied, warnings = [], []
+    for name in args.names:
+        outcome = getattr(c, op)(name, **kwargs)
+        applied += outcome.applied
+        warnings += outcome.warnings
+    return Result(
+        data={"names": args.names},
+        changed=bool(applied),
+        actions=applied,
+        warnings=warnings,
+        text=lambda: "\n".join(args.names),
+    )
+
+
+def run_start(args: argparse.Namespace) -> Result:
+    return _each(args, "start")
+
+
+def run_stop(args: argparse.Namespace) -> Result:
+    return _each(args, "stop")
+
+
+def run_restart(args: argparse.Namespace) -> Result:
+    return _each(args, "restart")
+
+
+def run_rm(args: argparse.Namespace) -> Result:
+    return _each(args, "remove", force=args.force)
+
+
+def run_inspect(args: argparse.Namespace) -> Result:
+    c = _containers()
+    for name in args.names:
+        c.require(name)
+    data = [_describe(c, name) for name in args.names]
+    return Result(data=data)
+
+
+def run_ps(args: argparse.Namespace) -> Result:
+    c = _containers()
+    rows = [_describe(c, name) for name in c.names()]
+    if not args.all:
+        rows = [r for r in rows if r["status"] == "running"]
+
+    def text() -> str:
+        lines = [f"{'NAME':<24} {'STATUS':<10} {'PID':>8}  COMMAND"]
+        for r in rows:
+            argv = (r["spec"] or {}).get("entrypoint", []) + (r["spec"] or {}).get("command", [])
+            exit_info = r["exit"] or {}
+            status = r["status"] if r["status"] != "exited" else f"exited({exit_info.get('exit_code', '?')})"
+            lines.append(f"{r['name']:<24} {status:<10} {r['pid'] or '-':>8}  {' '.join(argv)[:60]}")
+        return "\n".join(lines)
+
+    return Result(data=rows, text=text)
+
+
+def run_logs(args: argparse.Namespace) -> Result:
+    c = _containers()
+    c.require(args.name)
+    cmd = [
+        "journalctl",
+        "--no-pager",
+        f"_SYSTEMD_UNIT=berth-{args.name}.service",
+        f"SYSLOG_IDENTIFIER={args.name}",
+    ]
+    if args.since:
+        cmd.append(f"--since={args.since}")
+    if args.tail is not None:
+        cmd.append(f"--lines={args.tail}")
+    if getattr(args, "json", False):
+        if args.follow:
+            raise InvalidInput("--follow cannot be combined with --json")
+        import json
+
+        out = subprocess.run([*cmd, "--output=json"], capture_output=True, text=True, check=False).stdout
+        entries = [json.loads(line) for line in out.splitlines() if line.strip()]
+        lines = [{"time_usec": int(e["__REALTIME_TIMESTAMP"]), "message": e.get("MESSAGE")} for e in entries]
+        return Result(data=lines)
+    if args.follow:
+        cmd.append("--follow")
+    subprocess.run([*cmd, "--output=cat"], check=False)
+    return Result(text=lambda: "")
+
+
+def run_apply(args: argparse.Namespace) -> Result:
+    from berth.containers.plan import STATES
+
+    doc = read_json_input(args.file)
+    if not isinstance(doc, dict) or "state" not in doc:
+        raise InvalidInput('container apply takes {"state": ..., "spec": {...}} (spec not needed for absent)')
+    state = doc["state"]
+    if state not in STATES:
+        raise InvalidInput(f"state {state!r} is not one of {', '.join(STATES)}")
+    spec = _parse(doc["spec"]) if state != "absent" or "spec" in doc else None
+    name = spec.name if spec is not None else doc.get("name")
+    if not name:
+        raise InvalidInput("container apply: a name is needed (spec.name, or name for absent)")
+    c = _containers()
+    before = _describe(c, name)
+    outcome = c.converge(spec, state, name, check=args.check)
+    after = before if args.check else _describe(c, name)
+    diff = {
+        "before": {"status": before["status"], "spec": before["spec"]},
+        "after": {
+            "status": "would change" if args.check and outcome.planned else after["status"],
+            "spec": spec.to_json() if spec is not None and state != "absent" else None,
+        },
+    }
+    actions = outcome.planned if args.check else outcome.applied
+    return Result(
+        data={**after, "check_mode": args.check},
+        changed=bool(actions),
+        actions=actions,
+        warnings=outcome.warnings,
+        diff=diff,
+    )

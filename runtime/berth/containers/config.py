@@ -1,0 +1,142 @@
+"""From a canonical spec to what runs: the shim's config and the unit's typed properties."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+from berth.containers.capabilities import CAP_NUMBER
+from berth.containers.paths import ContainerPaths
+from berth.containers.spec import ContainerSpec
+from berth.systemd.properties import Property, to_dbus
+from berth.systemd.sizes import INFINITY, percent_to_usec_per_sec
+from berth.units.limits import unenforced
+from berth.units.spec import RESOURCES
+
+SHIM = Path(__file__).resolve().parent.parent / "shim" / "main.py"
+
+# podman's defaults (containers/common pkg/config): hidden, and read-only, kernel interfaces.
+MASKED_PATHS = (
+    "/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/latency_stats", "/proc/timer_list",
+    "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi", "/sys/firmware", "/sys/fs/selinux",
+    "/sys/dev/block",
+)  # fmt: skip
+READONLY_PATHS = ("/proc/asound", "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger")
+# The device nodes a container gets (and the devices cgroup allows); everything else is denied.
+ALLOWED_DEVICES = (
+    ("/dev/null", "rwm"), ("/dev/zero", "rwm"), ("/dev/full", "rwm"), ("/dev/random", "rwm"),
+    ("/dev/urandom", "rwm"), ("/dev/tty", "rwm"), ("/dev/ptmx", "rwm"), ("char-pts", "rwm"),
+)  # fmt: skip
+CREDENTIALS_TARGET = "/run/secrets"
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def shim_config(
+    spec: ContainerSpec, paths: ContainerPaths, layers: list[str], files: dict[str, str]
+) -> dict[str, Any]:
+    """The document the shim reads at every start (a restart by systemd included)."""
+    namespaces = ["mount", "uts", "ipc", "pid", "cgroup"]
+    if spec.network != "host":
+        namespaces.append("net")
+    env = {"PATH": DEFAULT_PATH, "HOSTNAME": spec.hostname, "container": "berth"}
+    env.update(dict(spec.env))
+    mounts: list[dict[str, Any]] = []
+    for m in spec.mounts:
+        entry: dict[str, Any] = {
+            "type": "tmpfs" if m.type == "tmpfs" else "bind",
+            "target": m.target,
+            "read_only": m.read_only,
+        }
+        if m.type == "bind":
+            entry["source"] = m.source
+        elif m.type == "volume":
+            entry["source"] = str(paths.volume(m.source or ""))
+        else:
+            entry["size"] = m.size
+            entry["mode"] = m.mode or "1777"
+        mounts.append(entry)
+    return {
+        "name": spec.name,
+        "rootfs": str(paths.rootfs),
+        "layers": layers,
+        "upper": str(paths.upper),
+        "work": str(paths.work),
+        "namespaces": namespaces,
+        "hostname": spec.hostname,
+        "files": files,
+        "mounts": mounts,
+        "credentials_target": CREDENTIALS_TARGET if spec.secrets else None,
+        "masked_paths": [] if spec.privileged else list(MASKED_PATHS),
+        "readonly_paths": [] if spec.privileged else list(READONLY_PATHS),
+        "read_only": spec.read_only,
+        "process": {
+            "args": spec.argv,
+            "env": [f"{k}={v}" for k, v in env.items()],
+            "cwd": spec.workdir,
+            "user": spec.user,
+            "capabilities": sorted(CAP_NUMBER[c] for c in spec.capabilities),
+            "no_new_privileges": spec.no_new_privileges,
+        },
+        "exit_file": str(paths.exit_file),
+        "error_file": str(paths.error_file),
+    }
+
+
+def unit_properties(
+    spec: ContainerSpec, paths: ContainerPaths, unified: bool | None
+) -> tuple[list[Property], list[str]]:
+    """Typed properties for StartTransientUnit, and warnings for what this host cannot enforce."""
+    shim = [sys.executable, "-S", str(SHIM)]
+    restart, _, retries = spec.restart.partition(":")
+    props: dict[str, Any] = {
+        "Description": f"berth container {spec.name}",
+        "Type": "notify",
+        "NotifyAccess": "main",
+        "ExecStart": [[*shim, "start", str(paths.config)]],
+        "ExecStopPost": [[*shim, "record-exit", str(paths.config)]],
+        "Slice": spec.slice,
+        "KillMode": "mixed",
+        "KillSignal": spec.stop_signal,
+        "TimeoutStopUSec": spec.stop_timeout * 1_000_000,
+        "Restart": restart,
+        "OOMPolicy": "stop",
+        "CollectMode": "inactive-or-failed",
+        "StandardInput": "null",
+        "StandardOutput": "journal",
+        "StandardError": "journal",
+        "SyslogIdentifier": spec.name,
+        "Environment": [f"BERTH_CONTAINER={spec.name}", f"BERTH_SPEC_HASH={spec.spec_hash}"],
+        "MemoryAccounting": True,
+        "TasksAccounting": True,
+        "CPUAccounting": True,
+    }
+    if retries:
+        # on-failure:N: N restarts, then systemd gives up (the first start counts as one).
+        props["StartLimitBurst"] = int(retries) + 1
+        props["StartLimitIntervalUSec"] = INFINITY
+    if not spec.privileged:
+        props["DevicePolicy"] = "closed"
+        props["DeviceAllow"] = [list(d) for d in ALLOWED_DEVICES]
+    if spec.secrets:
+        props["LoadCredential"] = [[name, source] for name, source in spec.secrets]
+    warnings: list[str] = []
+    for key, value in spec.resources:
+        if key == "cpus":
+            cpus = [int(c) for c in str(value).split(",")]
+            if unified is False:
+                props["CPUAffinity"] = cpus
+                warnings.append(
+                    "cpus: this host has cgroup v1, so the CPUs are pinned with CPUAffinity "
+                    "(sched_setaffinity) rather than a cpuset cgroup (AllowedCPUs)"
+                )
+            else:
+                props["AllowedCPUs"] = cpus
+        elif key == "nice":
+            props["Nice"] = value
+        else:
+            prop = RESOURCES[key][0]
+            quota = prop == "CPUQuotaPerSecUSec" and value != INFINITY
+            props[prop] = percent_to_usec_per_sec(value) if quota else value
+    warnings += unenforced(props, unified)
+    return [to_dbus(name, value) for name, value in props.items()], warnings

@@ -1,0 +1,264 @@
+"""Container operations: each one observes, plans, and applies through `berth.plan.apply`.
+
+Every mutation happens under the containers lock, in a handler below; nothing else creates
+units, directories or records. A create or start that fails is undone before the error is
+reported: no unit, upper dir, record or run dir is left behind by bad input.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from berth import plan as plans
+from berth.containers import lifecycle, records
+from berth.containers.config import shim_config, unit_properties
+from berth.containers.files import write_runtime_files
+from berth.containers.observe import Observed, observe
+from berth.containers.paths import ContainerPaths, unit_name
+from berth.containers.plan import plan, plan_create, plan_remove
+from berth.containers.spec import ContainerSpec
+from berth.errors import Conflict, InvalidInput, JobFailed, NotFound, StartFailed, Unsupported
+from berth.host import boot_identity
+from berth.plan import Action, Handler
+from berth.state.atomic import atomic_write_json
+from berth.systemd.sync import Systemd
+from berth.units.limits import cgroup_unified
+from berth.units.observe import live_state
+
+
+@dataclass
+class Outcome:
+    name: str
+    planned: list[Action]
+    applied: list[Action]
+    warnings: list[str] = field(default_factory=list)
+    before: Observed | None = None
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+class Containers:
+    """The container operations of one host, over one D-Bus connection."""
+
+    def __init__(self, systemd: Systemd | None = None) -> None:
+        self._systemd = systemd
+
+    @property
+    def systemd(self) -> Systemd:
+        if self._systemd is None:
+            self._systemd = Systemd()
+        return self._systemd
+
+    def close(self) -> None:
+        if self._systemd is not None:
+            self._systemd.close()
+
+    # -- reading ---------------------------------------------------------------------------
+    def observe(self, name: str) -> Observed:
+        return observe(self.systemd, name)
+
+    def require(self, name: str) -> Observed:
+        observed = self.observe(name)
+        if not observed.exists:
+            raise NotFound(f"no container named {name!r}")
+        return observed
+
+    def names(self) -> list[str]:
+        return records.names()
+
+    # -- changing --------------------------------------------------------------------------
+    def converge(self, spec: ContainerSpec | None, state: str, name: str, check: bool = False) -> Outcome:
+        """Declarative: make container `name` be `spec` in `state` (the modules' entry point)."""
+        with records.locked():
+            observed = self.observe(name)
+            actions = plan(spec, state, observed)
+            return self._apply(name, spec, actions, observed, check)
+
+    def create(self, spec: ContainerSpec, start: bool = False) -> Outcome:
+        with records.locked():
+            observed = self.observe(spec.name)
+            actions = plan_create(spec, observed)
+            if start:
+                actions.append(Action("start", spec.name))
+            try:
+                return self._apply(spec.name, spec, actions, observed, False)
+            except BaseException as exc:
+                if start:  # `run`: a container that could not start is not kept
+                    self._undo_create(spec.name)
+                    exc.applied = []  # type: ignore[attr-defined]  # undone: nothing changed
+                raise
+
+    def start(self, name: str) -> Outcome:
+        return self._simple(name, lambda o: [] if o.running else [Action("start", name)])
+
+    def stop(self, name: str) -> Outcome:
+        return self._simple(name, lambda o: [Action("stop", name)] if o.running else [])
+
+    def restart(self, name: str) -> Outcome:
+        return self._simple(
+            name, lambda o: ([Action("stop", name)] if o.running else []) + [Action("start", name)]
+        )
+
+    def remove(self, name: str, force: bool = False) -> Outcome:
+        return self._simple(name, lambda o: plan_remove(o, force))
+
+    def _simple(self, name: str, make: Any) -> Outcome:
+        with records.locked():
+            observed = self.require(name)
+            spec = ContainerSpec.from_json(observed.record["spec"]) if observed.record else None
+            return self._apply(name, spec, make(observed), observed, False)
+
+    def _apply(
+        self, name: str, spec: ContainerSpec | None, actions: list[Action], observed: Observed, check: bool
+    ) -> Outcome:
+        outcome = Outcome(name, actions, [], before=observed)
+        if check:
+            return outcome
+        outcome.applied = plans.apply(actions, self._handlers(name, spec, outcome))
+        return outcome
+
+    def _handlers(self, name: str, spec: ContainerSpec | None, outcome: Outcome) -> Mapping[str, Handler]:
+        paths = ContainerPaths.of(name)
+        unit = unit_name(name)
+
+        def create(_: Action) -> None:
+            assert spec is not None
+            self._create(spec, paths)
+
+        def start(_: Action) -> None:
+            assert spec is not None
+            outcome.warnings += self._start(spec, paths)
+
+        def stop(_: Action) -> None:
+            try:
+                self.systemd.stop(unit)
+            except NotFound:
+                pass
+            self._reset_failed(unit)
+            record = records.get(name)
+            if record is not None:
+                lifecycle.advance(record, lifecycle.EXITED)
+                record["finished_at"] = _now()
+                records.put(record)
+
+        def remove(_: Action) -> None:
+            record = records.get(name)
+            if record is not None:
+                lifecycle.advance(record, lifecycle.REMOVING)
+                records.put(record)
+            if live_state(self.systemd, unit).running:
+                self.systemd.kill(unit, 9)
+                self.systemd.stop(unit)
+            self._reset_failed(unit)
+            shutil.rmtree(paths.run, ignore_errors=True)
+            shutil.rmtree(paths.data)
+
+        return {"create": create, "start": start, "stop": stop, "remove": remove}
+
+    def _reset_failed(self, unit: str) -> None:
+        try:
+            self.systemd.reset_failed(unit)
+        except NotFound:
+            pass
+
+    def _create(self, spec: ContainerSpec, paths: ContainerPaths) -> None:
+        layers = resolve_layers(spec)
+        check_sources(spec)
+        unit = unit_name(spec.name)
+        live = live_state(self.systemd, unit)
+        if live.exists:
+            raise Conflict(f"a unit named {unit} exists and is not a berth container: choose another name")
+        record = {
+            "name": spec.name,
+            "spec": spec.to_json(),
+            "spec_hash": spec.spec_hash,
+            "unit": unit,
+            "layers": layers,
+            "status": lifecycle.CREATING,
+            "created_at": _now(),
+        }
+        paths.data.mkdir(parents=True, mode=0o700)
+        try:
+            records.put(record)
+            paths.upper.mkdir(mode=0o755)
+            paths.work.mkdir(mode=0o700)
+            for m in spec.mounts:
+                if m.type == "volume":
+                    paths.volume(m.source or "").mkdir(parents=True, exist_ok=True, mode=0o755)
+            lifecycle.advance(record, lifecycle.CREATED)
+            records.put(record)
+        except BaseException:
+            shutil.rmtree(paths.data, ignore_errors=True)
+            raise
+
+    def _start(self, spec: ContainerSpec, paths: ContainerPaths) -> list[str]:
+        record = records.get(spec.name)
+        assert record is not None
+        files = write_runtime_files(spec, paths)
+        atomic_write_json(paths.config, shim_config(spec, paths, record["layers"], files), mode=0o600)
+        paths.exit_file.unlink(missing_ok=True)
+        paths.error_file.unlink(missing_ok=True)
+        props, warnings = unit_properties(spec, paths, cgroup_unified())
+        unit = unit_name(spec.name)
+        self._reset_failed(unit)
+        try:
+            self.systemd.start_transient(unit, props)
+        except JobFailed as exc:
+            self._reset_failed(unit)
+            record["status"] = lifecycle.EXITED
+            records.put(record)
+            try:
+                reason = paths.error_file.read_text().strip()
+            except FileNotFoundError:
+                reason = exc.message
+            raise StartFailed(f"container {spec.name} failed to start: {reason}", **exc.details) from None
+        lifecycle.advance(record, lifecycle.RUNNING)
+        record["started_at"] = _now()
+        record["boot"] = boot_identity()
+        records.put(record)
+        return warnings
+
+    def _undo_create(self, name: str) -> None:
+        paths = ContainerPaths.of(name)
+        unit = unit_name(name)
+        try:
+            if live_state(self.systemd, unit).running:
+                self.systemd.stop(unit)
+            self._reset_failed(unit)
+        finally:
+            shutil.rmtree(paths.run, ignore_errors=True)
+            shutil.rmtree(paths.data, ignore_errors=True)
+
+
+def resolve_layers(spec: ContainerSpec) -> list[str]:
+    """The container's read-only layers, top first, as overlayfs lowerdir wants them."""
+    if spec.image is not None:
+        raise Unsupported(
+            f"image {spec.image!r}: containers from images arrive with the image store; "
+            "use rootfs or layers for now"
+        )
+    from pathlib import Path
+
+    for layer in spec.layers:
+        if not Path(layer).is_dir():
+            raise NotFound(f"layer {layer} does not exist or is not a directory")
+    return list(reversed(spec.layers))
+
+
+def check_sources(spec: ContainerSpec) -> None:
+    from pathlib import Path
+
+    for m in spec.mounts:
+        if m.type == "bind" and not Path(m.source or "").exists():
+            raise NotFound(f"bind mount source {m.source} does not exist")
+    for name, source in spec.secrets:
+        if not Path(source).is_file():
+            raise NotFound(f"secret {name}: {source} does not exist or is not a file")
+    if spec.network not in ("none", "host"):
+        raise InvalidInput(f"network {spec.network!r} is not available")

@@ -1,0 +1,54 @@
+"""plan(desired, observed) -> actions, for one container. Pure: no I/O, no clock."""
+
+from __future__ import annotations
+
+from berth.containers.observe import Observed
+from berth.containers.spec import ContainerSpec
+from berth.errors import Conflict
+from berth.plan import Action
+
+STATES = ("started", "created", "stopped", "restarted", "absent")
+
+
+def plan(spec: ContainerSpec | None, state: str, observed: Observed) -> list[Action]:
+    """The actions that take `observed` to `spec` in `state`.
+
+    A container whose recorded spec hash differs from the desired one is re-created: a
+    container is immutable, like its image, and only its resources change live (`update`).
+    """
+    name = observed.name
+    if state == "absent":
+        stop = [Action("stop", name)] if observed.running else []
+        return stop + ([Action("remove", name)] if observed.exists else [])
+    if spec is None:
+        raise AssertionError("a desired state other than absent needs a spec")
+    same = observed.exists and observed.spec_hash == spec.spec_hash
+    actions: list[Action] = []
+    if observed.exists and not same:
+        if observed.running:
+            actions.append(Action("stop", name))
+        actions.append(Action("remove", name, {"reason": "spec changed"}))
+    if not same:
+        actions.append(Action("create", name, {"spec_hash": spec.spec_hash}))
+    running = same and observed.running
+    if state == "started" and not running:
+        actions.append(Action("start", name))
+    elif state == "restarted":
+        if running:
+            actions.append(Action("stop", name))
+        actions.append(Action("start", name))
+    elif state == "stopped" and running:
+        actions.append(Action("stop", name))
+    return actions
+
+
+def plan_create(spec: ContainerSpec, observed: Observed) -> list[Action]:
+    if observed.exists:
+        raise Conflict(f"container {spec.name} already exists: remove it first (berth rm {spec.name})")
+    return [Action("create", spec.name, {"spec_hash": spec.spec_hash})]
+
+
+def plan_remove(observed: Observed, force: bool) -> list[Action]:
+    if observed.running and not force:
+        raise Conflict(f"container {observed.name} is running: stop it first, or remove it with -f")
+    return plan(None, "absent", observed)

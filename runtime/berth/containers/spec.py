@@ -1,0 +1,298 @@
+"""A container spec: validated (schema, then meaning), canonicalised and hashed.
+
+The canonical form fills defaults and normalises values ("64M" -> 67108864, "cap_kill" ->
+"KILL", maps sorted), so two specs that mean the same container hash the same. That hash is
+what decides whether a container must be re-created: never fuzzy inspect output.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import posixpath
+import re
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+from berth.containers.capabilities import effective_set
+from berth.containers.schema import CONTAINER_SPEC_SCHEMA
+from berth.errors import InvalidInput
+from berth.systemd.names import slice_name
+from berth.systemd.properties import parse_cpu_set
+from berth.systemd.sizes import parse_size
+from berth.units.spec import RESOURCES
+
+# podman's rule for names: they become unit names, directory names and hostnames.
+_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$")
+_HOSTNAME = re.compile(r"^(?!-)[a-zA-Z0-9-]{1,63}(?<!-)(\.(?!-)[a-zA-Z0-9-]{1,63}(?<!-))*$")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
+_USER = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,31})?$")
+_SECRET = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")
+_RESTART = re.compile(r"^(no|always|on-failure(:[1-9][0-9]{0,3})?)$")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_SIGNALS = {
+    "HUP": 1, "INT": 2, "QUIT": 3, "KILL": 9, "USR1": 10, "USR2": 12, "TERM": 15, "WINCH": 28,
+    "PWR": 30, "RTMIN+3": 37,
+}  # fmt: skip
+DEFAULT_TASKS_MAX = 2048  # podman's pids-limit default
+DEFAULT_STOP_TIMEOUT = 10
+
+
+@dataclass(frozen=True)
+class Mount:
+    type: str
+    target: str
+    source: str | None = None
+    read_only: bool = False
+    size: int | None = None
+    mode: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if v is not None and v is not False}
+
+
+@dataclass(frozen=True)
+class ContainerSpec:
+    name: str
+    image: str | None = None
+    layers: tuple[str, ...] = ()
+    command: tuple[str, ...] = ()
+    entrypoint: tuple[str, ...] = ()
+    env: tuple[tuple[str, str], ...] = ()
+    workdir: str = "/"
+    user: str = "0"
+    hostname: str = ""
+    mounts: tuple[Mount, ...] = ()
+    secrets: tuple[tuple[str, str], ...] = ()
+    read_only: bool = False
+    restart: str = "no"
+    stop_signal: int = 15
+    stop_timeout: int = DEFAULT_STOP_TIMEOUT
+    capabilities: tuple[str, ...] = ()
+    privileged: bool = False
+    no_new_privileges: bool = False
+    labels: tuple[tuple[str, str], ...] = ()
+    slice: str = "berth.slice"
+    network: str = "none"
+    resources: tuple[tuple[str, Any], ...] = field(default=())
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "image": self.image,
+            "layers": list(self.layers),
+            "command": list(self.command),
+            "entrypoint": list(self.entrypoint),
+            "env": dict(self.env),
+            "workdir": self.workdir,
+            "user": self.user,
+            "hostname": self.hostname,
+            "mounts": [m.to_json() for m in self.mounts],
+            "secrets": [{"name": n, "source": s} for n, s in self.secrets],
+            "read_only": self.read_only,
+            "restart": self.restart,
+            "stop_signal": self.stop_signal,
+            "stop_timeout": self.stop_timeout,
+            "capabilities": list(self.capabilities),
+            "privileged": self.privileged,
+            "no_new_privileges": self.no_new_privileges,
+            "labels": dict(self.labels),
+            "slice": self.slice,
+            "network": self.network,
+            "resources": dict(self.resources),
+        }
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> ContainerSpec:
+        """Back from `to_json` (a record berth wrote itself: already canonical)."""
+        return cls(
+            name=doc["name"],
+            image=doc.get("image"),
+            layers=tuple(doc["layers"]),
+            command=tuple(doc["command"]),
+            entrypoint=tuple(doc["entrypoint"]),
+            env=tuple(sorted(doc["env"].items())),
+            workdir=doc["workdir"],
+            user=doc["user"],
+            hostname=doc["hostname"],
+            mounts=tuple(Mount(**m) for m in doc["mounts"]),
+            secrets=tuple((s["name"], s["source"]) for s in doc["secrets"]),
+            read_only=doc["read_only"],
+            restart=doc["restart"],
+            stop_signal=doc["stop_signal"],
+            stop_timeout=doc["stop_timeout"],
+            capabilities=tuple(doc["capabilities"]),
+            privileged=doc["privileged"],
+            no_new_privileges=doc["no_new_privileges"],
+            labels=tuple(sorted(doc["labels"].items())),
+            slice=doc["slice"],
+            network=doc["network"],
+            resources=tuple(sorted(doc["resources"].items())),
+        )
+
+    @cached_property
+    def spec_hash(self) -> str:
+        canonical = json.dumps(self.to_json(), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+    @property
+    def argv(self) -> list[str]:
+        return list(self.entrypoint) + list(self.command)
+
+
+def validate_name(name: str) -> str:
+    if not _NAME.match(name):
+        shown = name if len(name) <= 80 else name[:77] + "..."
+        raise InvalidInput(
+            f"invalid container name {shown!r}: use 1-63 letters, digits, '_', '.' or '-', "
+            "starting with a letter or digit"
+        )
+    return name
+
+
+def _abs_path(value: str, what: str) -> str:
+    if not value.startswith("/") or "\0" in value or _CONTROL.search(value):
+        raise InvalidInput(f"{what}: {value!r} is not an absolute path")
+    normal = posixpath.normpath(value)
+    if ".." in normal.split("/"):
+        raise InvalidInput(f"{what}: {value!r} may not contain '..'")
+    return "/" + normal.lstrip("/")
+
+
+def _signal(value: Any) -> int:
+    if isinstance(value, int) and 1 <= value <= 64:
+        return value
+    if isinstance(value, str):
+        text = value.upper().removeprefix("SIG")
+        if text.isdigit() and 1 <= int(text) <= 64:
+            return int(text)
+        if text in _SIGNALS:
+            return _SIGNALS[text]
+    raise InvalidInput(f"spec field stop_signal: {value!r} is not a signal name or number")
+
+
+def _validate_schema(doc: Any) -> None:
+    from jsonschema import Draft202012Validator
+    from jsonschema.exceptions import best_match
+
+    error = best_match(Draft202012Validator(CONTAINER_SPEC_SCHEMA).iter_errors(doc))
+    if error is not None:
+        where = ".".join(str(p) for p in error.absolute_path)
+        raise InvalidInput(f"spec field {where}: {error.message}" if where else f"spec: {error.message}")
+
+
+def _mounts(items: list[dict[str, Any]]) -> tuple[Mount, ...]:
+    mounts, targets = [], set()
+    for i, m in enumerate(items):
+        what = f"spec field mounts.{i}"
+        target = _abs_path(m["target"], f"{what}.target")
+        if target in targets:
+            raise InvalidInput(f"{what}.target: {target} is mounted twice")
+        targets.add(target)
+        source = m.get("source")
+        if m["type"] == "bind":
+            if not source:
+                raise InvalidInput(f"{what}: a bind mount needs a source")
+            source = _abs_path(source, f"{what}.source")
+        elif m["type"] == "volume":
+            if not source or not _NAME.match(source):
+                raise InvalidInput(f"{what}.source: a volume needs a name like a container's")
+        elif source:
+            raise InvalidInput(f"{what}: a tmpfs mount takes no source")
+        size = parse_size(m["size"], f"{what}.size") if m.get("size") is not None else None
+        if size == "infinity":
+            size = None
+        mounts.append(Mount(m["type"], target, source, bool(m.get("read_only")), size, m.get("mode")))  # type: ignore[arg-type]
+    return tuple(sorted(mounts, key=lambda m: m.target))
+
+
+def _slice(value: str | None) -> str:
+    """A group name ("web" -> berth-web.slice, nested in berth.slice) or a full slice unit name."""
+    if not value:
+        return "berth.slice"
+    if value.endswith(".slice"):
+        return slice_name(value, "spec field slice")
+    return slice_name(f"berth-{value}.slice", "spec field slice")
+
+
+def parse_spec(doc: Any) -> ContainerSpec:
+    """Validate a container spec document and return its canonical form."""
+    if not isinstance(doc, dict):
+        raise InvalidInput(f"spec must be a JSON object, not {type(doc).__name__}")
+    _validate_schema(doc)
+    name = validate_name(doc["name"])
+    sources = [k for k in ("image", "rootfs", "layers") if doc.get(k)]
+    if len(sources) != 1:
+        raise InvalidInput("spec: give exactly one of image, rootfs or layers")
+    layers: tuple[str, ...] = ()
+    if doc.get("rootfs"):
+        layers = (_abs_path(doc["rootfs"], "spec field rootfs"),)
+    elif doc.get("layers"):
+        layers = tuple(_abs_path(p, "spec field layers") for p in doc["layers"])
+    for path in layers:
+        if any(c in path for c in ",:\\"):
+            raise InvalidInput(f"layer path {path!r} may not contain ',', ':' or '\\' (overlayfs options)")
+
+    env = doc.get("env") or {}
+    for key, value in env.items():
+        if not _ENV_NAME.match(key):
+            raise InvalidInput(f"spec field env: {key!r} is not a variable name")
+        if "\0" in value:
+            raise InvalidInput(f"spec field env.{key}: NUL characters are not allowed")
+    user = doc.get("user", "0")
+    if not _USER.match(user):
+        raise InvalidInput(f"spec field user: {user!r} is not a user[:group] name or id")
+    hostname = doc.get("hostname") or name
+    if len(hostname) > 64 or not _HOSTNAME.match(hostname):
+        raise InvalidInput(f"spec field hostname: {hostname!r} is not a valid host name")
+    restart = doc.get("restart", "no")
+    if not _RESTART.match(restart):
+        raise InvalidInput(f"spec field restart: {restart!r} is not no, always, on-failure or on-failure:N")
+    secrets = []
+    for s in doc.get("secrets") or []:
+        if not _SECRET.match(s["name"]):
+            raise InvalidInput(f"spec field secrets: {s['name']!r} is not a valid secret name")
+        secrets.append((s["name"], _abs_path(s["source"], f"spec field secrets.{s['name']}.source")))
+
+    resources: dict[str, Any] = {"tasks_max": DEFAULT_TASKS_MAX}
+    for key, value in (doc.get("resources") or {}).items():
+        what = f"spec field resources.{key}"
+        if key == "cpus":
+            resources[key] = ",".join(str(c) for c in parse_cpu_set(what, value))
+        elif key == "nice":
+            resources[key] = int(value)
+        else:
+            resources[key] = RESOURCES[key][1](value, what)
+
+    command = tuple(doc.get("command") or ())
+    entrypoint = tuple(doc.get("entrypoint") or ())
+    if not command and not entrypoint and not doc.get("image"):
+        raise InvalidInput("spec: a container from a rootfs needs a command or an entrypoint")
+    workdir = _abs_path(doc.get("workdir") or "/", "spec field workdir")
+    privileged = bool(doc.get("privileged"))
+    caps = effective_set(doc.get("cap_add") or [], doc.get("cap_drop") or [], privileged)
+    return ContainerSpec(
+        name=name,
+        image=doc.get("image"),
+        layers=layers,
+        command=command,
+        entrypoint=entrypoint,
+        env=tuple(sorted(env.items())),
+        workdir=workdir,
+        user=user,
+        hostname=hostname,
+        mounts=_mounts(doc.get("mounts") or []),
+        secrets=tuple(sorted(secrets)),
+        read_only=bool(doc.get("read_only")),
+        restart=restart,
+        stop_signal=_signal(doc.get("stop_signal", 15)),
+        stop_timeout=int(doc.get("stop_timeout", DEFAULT_STOP_TIMEOUT)),
+        capabilities=tuple(sorted(caps)),
+        privileged=privileged,
+        no_new_privileges=bool(doc.get("no_new_privileges")),
+        labels=tuple(sorted((doc.get("labels") or {}).items())),
+        slice=_slice(doc.get("slice")),
+        network=doc.get("network", "none"),
+        resources=tuple(sorted(resources.items())),
+    )
