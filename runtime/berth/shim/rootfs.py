@@ -67,10 +67,14 @@ def _mount_at(
     flags: int = 0,
     data: str | None = None,
     create: str | None = "dir",
+    bind_self: bool = False,
 ) -> None:
     fd = _resolve(root_fd, path, create)
+    target = f"/proc/self/fd/{fd}"
+    if bind_self:
+        source, flags = target, k.MS_BIND | k.MS_REC
     try:
-        k.mount(source, f"/proc/self/fd/{fd}", fstype, flags, data)
+        k.mount(source, target, fstype, flags, data)
     except OSError as exc:
         raise SetupError(f"cannot mount {fstype or source} on {path}: {exc.strerror}") from exc
     finally:
@@ -78,15 +82,31 @@ def _mount_at(
 
 
 def _remount_ro(root_fd: int, path: str, extra: int = 0) -> None:
+    """Bind `path` onto itself, then make that new mount read-only.
+
+    The remount must name the new mount: a handle opened before the bind still points at the
+    mount underneath, so the path is resolved again.
+    """
+    _mount_at(root_fd, path, None, None, 0, create=None, bind_self=True)
+    _make_ro(root_fd, path, extra)
+
+
+def _make_ro(root_fd: int, path: str, extra: int = 0) -> None:
     fd = _resolve(root_fd, path)
-    target = f"/proc/self/fd/{fd}"
     try:
-        k.mount(target, target, None, k.MS_BIND | k.MS_REC)
-        k.mount(None, target, None, k.MS_REMOUNT | k.MS_BIND | k.MS_RDONLY | extra)
+        k.mount(None, f"/proc/self/fd/{fd}", None, k.MS_REMOUNT | k.MS_BIND | k.MS_RDONLY | extra)
     except OSError as exc:
         raise SetupError(f"cannot make {path} read-only: {exc.strerror}") from exc
     finally:
         os.close(fd)
+
+
+def _exists(root_fd: int, path: str) -> bool:
+    try:
+        os.close(_resolve(root_fd, path))
+    except SetupError:
+        return False
+    return True
 
 
 def mount_overlay(cfg: dict[str, Any]) -> None:
@@ -139,7 +159,7 @@ def _populate(root_fd: int, cfg: dict[str, Any]) -> None:
         _mount_at(root_fd, "/sys", "sysfs", "sysfs", nsd | k.MS_NOEXEC | k.MS_RDONLY)
     else:  # a host-network container may not mount a sysfs of its own: bind the host's, read-only
         _mount_at(root_fd, "/sys", "/sys", None, k.MS_BIND | k.MS_REC)
-        _remount_ro(root_fd, "/sys", nsd | k.MS_NOEXEC)
+        _make_ro(root_fd, "/sys", nsd | k.MS_NOEXEC)
 
     _mount_at(root_fd, "/dev", "tmpfs", "tmpfs", k.MS_NOSUID, "mode=755,size=65536k")
     for node in DEV_NODES:
@@ -184,10 +204,8 @@ def _populate(root_fd: int, cfg: dict[str, Any]) -> None:
     for path in cfg.get("masked_paths", []):
         _mask(root_fd, path)
     for path in cfg.get("readonly_paths", []):
-        try:
+        if _exists(root_fd, path):  # not every kernel has every /proc entry
             _remount_ro(root_fd, path, nsd | k.MS_NOEXEC)
-        except SetupError:
-            continue  # not every kernel has every /proc entry
 
 
 def _remount_file_flags(root_fd: int, path: str, flags: int) -> None:
