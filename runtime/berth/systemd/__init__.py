@@ -1,0 +1,1 @@
+"""Talking to systemd over D-Bus: the bus adapter, the client, unit names and property typing."""

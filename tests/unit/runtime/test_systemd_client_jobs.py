@@ -1,0 +1,116 @@
+"""SystemdClient's job handling with a scripted bus: subscribe first, wait for JobRemoved, time out.
+
+Real systemd is exercised by tests/integration/test_systemd_client.py; these pin the ordering
+rules that a fast real systemd rarely shows: a JobRemoved that overtakes the method reply, a job
+that never finishes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import pytest
+
+from berth.errors import JobFailed, NotFound, Timeout
+from berth.systemd import client as client_mod
+from berth.systemd import journal
+from berth.systemd.bus import Signal
+from berth.systemd.client import MANAGER, SystemdClient
+from berth.systemd.properties import Property
+
+JOB = "/org/freedesktop/systemd1/job/42"
+
+
+class ScriptedBus:
+    """Answers systemd calls from a script and emits JobRemoved when told to."""
+
+    def __init__(self, job_result: str | None, signal_before_reply: bool = False) -> None:
+        self.job_result = job_result
+        self.signal_before_reply = signal_before_reply
+        self.calls: list[str] = []
+        self.handlers: list[Callable[[Signal], None]] = []
+
+    def variant(self, signature: str, value: Any) -> tuple[str, Any]:
+        return (signature, value)
+
+    def add_signal_handler(self, callback: Callable[[Signal], None]) -> None:
+        self.handlers.append(callback)
+
+    async def add_match(self, rule: str) -> None:
+        self.calls.append(f"AddMatch {rule}")
+
+    def _job_removed(self, unit: str) -> None:
+        for handler in self.handlers:
+            handler(
+                Signal(
+                    "x", "/org/freedesktop/systemd1", MANAGER, "JobRemoved", [42, JOB, unit, self.job_result]
+                )
+            )
+
+    async def call(
+        self,
+        destination: str,
+        path: str,
+        interface: str,
+        member: str,
+        signature: str = "",
+        body: Sequence[Any] = (),
+    ) -> list[Any]:
+        self.calls.append(member)
+        if member in ("StartTransientUnit", "StopUnit"):
+            if self.job_result is not None:
+                loop = asyncio.get_running_loop()
+                if self.signal_before_reply:
+                    self._job_removed(body[0])
+                else:
+                    loop.call_soon(self._job_removed, body[0])
+            return [JOB]
+        if member == "GetUnit":
+            raise NotFound("Unit x not loaded.")
+        return [None]
+
+
+def start(bus: ScriptedBus, timeout: float | None = None) -> str:
+    client = SystemdClient(bus, job_timeout=5)  # type: ignore[arg-type]
+    return asyncio.run(client.start_transient("x.service", [Property("Type", "s", "exec")], timeout))
+
+
+@pytest.mark.parametrize("before_reply", [False, True])
+def test_done_job_returns_after_subscribing_first(before_reply: bool) -> None:
+    bus = ScriptedBus("done", signal_before_reply=before_reply)
+    assert start(bus) == JOB
+    assert bus.calls[:3] == [f"AddMatch {client_mod.JOB_REMOVED_MATCH}", "Subscribe", "StartTransientUnit"]
+
+
+def test_job_that_never_finishes_times_out() -> None:
+    with pytest.raises(Timeout) as err:
+        start(ScriptedBus(None), timeout=0.05)
+    assert err.value.details == {"unit": "x.service", "job": JOB}
+    assert "did not finish within 0.05s" in err.value.message
+
+
+def test_failed_job_is_job_failed_with_journal(monkeypatch: pytest.MonkeyPatch) -> None:
+    entries = [journal.Entry("x.service: Failed at step EXEC spawning /nope", None)]
+    monkeypatch.setattr(journal, "tail", lambda unit, lines, since: entries)
+    with pytest.raises(JobFailed) as err:
+        start(ScriptedBus("failed"))
+    details = err.value.details
+    assert details["job_result"] == "failed"
+    assert details["journal"] == [entries[0].message]
+    assert details["load_state"] == "not-loaded"  # the unit vanished before we looked
+    assert err.value.message.endswith(": x.service: Failed at step EXEC spawning /nope")
+
+
+def test_subscribes_once_per_connection() -> None:
+    bus = ScriptedBus("done")
+    client = SystemdClient(bus, job_timeout=5)  # type: ignore[arg-type]
+
+    async def twice() -> None:
+        await client.start_transient("x.service", [])
+        await client.stop("x.service")
+
+    asyncio.run(twice())
+    assert bus.calls.count("Subscribe") == 1
+    assert bus.calls[-1] == "StopUnit"
