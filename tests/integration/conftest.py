@@ -26,7 +26,7 @@ HOST_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 def berth(*args: str, check: bool = True, env: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Run the machine-side `berth ... --json` and return its JSON envelope."""
     proc = subprocess.run(
-        [BERTH, *args, "--json"], capture_output=True, text=True, env={**os.environ, **(env or {})}
+        [BERTH, "--json", *args], capture_output=True, text=True, env={**os.environ, **(env or {})}
     )
     try:
         out: dict[str, Any] = json.loads(proc.stdout)
@@ -84,7 +84,7 @@ class Lab:
         env: Mapping[str, str] | None = None,
     ) -> dict[str, Any]:
         """Run `berth ... --json` inside `host`; return the JSON envelope plus `exit_code`."""
-        proc = self.run(host, ["berth", *args, "--json"], input=input, check=False, env=env)
+        proc = self.run(host, ["berth", "--json", *args], input=input, check=False, env=env)
         try:
             out: dict[str, Any] = json.loads(proc.stdout)
         except json.JSONDecodeError:

@@ -18,6 +18,7 @@ def register(sub: Any) -> None:
     run = add_command(sub, "run", run_run, "create and start a container")
     run.add_argument("-d", "--detach", action="store_true", help="return once the container's process runs")
     run.add_argument("--rm", action="store_true", help="remove the container when it exits")
+    run.add_argument("-i", "--interactive", action="store_true", help="keep stdin attached (foreground only)")
     add_spec_flags(run)
     create = add_command(sub, "create", run_create, "create a container without starting it")
     add_spec_flags(create)
@@ -29,6 +30,9 @@ def register(sub: Any) -> None:
     ):
         p = add_command(sub, name, fn, text)
         p.add_argument("names", nargs="+", metavar="NAME")
+    kill = add_command(sub, "kill", run_kill, "send a signal to containers' main process")
+    kill.add_argument("-s", "--signal", default="KILL", help="signal name or number (default KILL)")
+    kill.add_argument("names", nargs="+", metavar="NAME")
     rm = add_command(sub, "rm", run_rm, "remove containers: unit, upper dir, state")
     rm.add_argument("-f", "--force", action="store_true", help="stop running containers first")
     rm.add_argument("names", nargs="+", metavar="NAME")
@@ -86,7 +90,10 @@ def _describe(c: Any, name: str) -> dict[str, Any]:
 def run_run(args: argparse.Namespace) -> Result:
     spec = _parse(spec_from_args(args))
     c = _containers()
-    outcome = c.create(spec, start=True)
+    # In the foreground the container writes straight to our stdio (no journal round trip).
+    stdio = None if args.detach else (_stdin_fd(args.interactive), sys.stdout.fileno(), sys.stderr.fileno())
+    sys.stdout.flush()
+    outcome = c.create(spec, start=True, stdio=stdio)
     if args.detach:
         info = _describe(c, spec.name)
         return Result(
@@ -96,7 +103,7 @@ def run_run(args: argparse.Namespace) -> Result:
             warnings=outcome.warnings,
             text=lambda: spec.name,
         )
-    code, info = _wait(c, spec.name, stream=not args.json if hasattr(args, "json") else True)
+    code, info = _wait(c, spec.name)
     if args.rm:
         c.remove(spec.name, force=True)
     return Result(
@@ -109,31 +116,27 @@ def run_run(args: argparse.Namespace) -> Result:
     )
 
 
-def _wait(c: Any, name: str, stream: bool) -> tuple[int, dict[str, Any]]:
-    """Follow a foreground container until it exits; its exit status becomes ours."""
-    unit = f"berth-{name}.service"
-    follower = None
-    if stream:
-        invocation = c.observe(name).live.invocation_id
-        match = f"_SYSTEMD_INVOCATION_ID={invocation}" if invocation else f"_SYSTEMD_UNIT={unit}"
-        follower = subprocess.Popen(
-            ["journalctl", "--follow", "--output=cat", "--no-tail", match, f"SYSLOG_IDENTIFIER={name}"],
-            stdout=sys.stdout,
-        )
-    try:
-        while c.observe(name).running:
-            time.sleep(0.05)
-    finally:
-        if follower is not None:
-            time.sleep(0.2)  # let journald hand over the last lines
-            follower.terminate()
-            follower.wait()
+def _stdin_fd(interactive: bool) -> int:
+    import os
+
+    return sys.stdin.fileno() if interactive else os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+
+
+def _wait(c: Any, name: str) -> tuple[int, dict[str, Any]]:
+    """Wait for a foreground container to exit; its exit status becomes ours (podman's codes)."""
+    while c.observe(name).running:
+        time.sleep(0.02)
     info = _describe(c, name)
     exit_info = info["exit"] or {}
     if exit_info.get("exit_code") is not None:
         return int(exit_info["exit_code"]), info
     if exit_info.get("signal"):
-        return 137 if exit_info["signal"] == "KILL" else 143, info
+        import signal
+
+        try:
+            return 128 + int(signal.Signals[f"SIG{exit_info['signal']}"]), info
+        except KeyError:
+            return 137, info
     return 125, info
 
 
@@ -174,6 +177,17 @@ def run_stop(args: argparse.Namespace) -> Result:
 
 def run_restart(args: argparse.Namespace) -> Result:
     return _each(args, "restart")
+
+
+def run_kill(args: argparse.Namespace) -> Result:
+    import signal
+
+    text = str(args.signal).upper().removeprefix("SIG")
+    try:
+        number = int(text) if text.isdigit() else int(signal.Signals[f"SIG{text}"])
+    except KeyError:
+        raise InvalidInput(f"unknown signal {args.signal!r}") from None
+    return _each(args, "kill", signal=number)
 
 
 def run_rm(args: argparse.Namespace) -> Result:

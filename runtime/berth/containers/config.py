@@ -84,7 +84,10 @@ def shim_config(
 
 
 def unit_properties(
-    spec: ContainerSpec, paths: ContainerPaths, unified: bool | None
+    spec: ContainerSpec,
+    paths: ContainerPaths,
+    unified: bool | None,
+    stdio: tuple[int, int, int] | None = None,
 ) -> tuple[list[Property], list[str]]:
     """Typed properties for StartTransientUnit, and warnings for what this host cannot enforce."""
     shim = [sys.executable, "-S", str(SHIM)]
@@ -111,6 +114,12 @@ def unit_properties(
         "TasksAccounting": True,
         "CPUAccounting": True,
     }
+    if stdio is not None:
+        # A foreground run: the container writes straight to the caller's stdio, as with
+        # `systemd-run --pipe`; detached containers log to the journal.
+        for key, fd in zip(("StandardInput", "StandardOutput", "StandardError"), stdio, strict=True):
+            del props[key]
+            props[f"{key}FileDescriptor"] = fd
     if retries:
         # on-failure:N: N restarts, then systemd gives up (the first start counts as one).
         props["StartLimitBurst"] = int(retries) + 1

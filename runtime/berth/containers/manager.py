@@ -80,14 +80,16 @@ class Containers:
             actions = plan(spec, state, observed)
             return self._apply(name, spec, actions, observed, check)
 
-    def create(self, spec: ContainerSpec, start: bool = False) -> Outcome:
+    def create(
+        self, spec: ContainerSpec, start: bool = False, stdio: tuple[int, int, int] | None = None
+    ) -> Outcome:
         with records.locked():
             observed = self.observe(spec.name)
             actions = plan_create(spec, observed)
             if start:
                 actions.append(Action("start", spec.name))
             try:
-                return self._apply(spec.name, spec, actions, observed, False)
+                return self._apply(spec.name, spec, actions, observed, False, stdio)
             except BaseException as exc:
                 if start:  # `run`: a container that could not start is not kept
                     self._undo_create(spec.name)
@@ -105,6 +107,9 @@ class Containers:
             name, lambda o: ([Action("stop", name)] if o.running else []) + [Action("start", name)]
         )
 
+    def kill(self, name: str, signal: int) -> Outcome:
+        return self._simple(name, lambda o: [Action("kill", name, {"signal": signal})] if o.running else [])
+
     def remove(self, name: str, force: bool = False) -> Outcome:
         return self._simple(name, lambda o: plan_remove(o, force))
 
@@ -115,15 +120,23 @@ class Containers:
             return self._apply(name, spec, make(observed), observed, False)
 
     def _apply(
-        self, name: str, spec: ContainerSpec | None, actions: list[Action], observed: Observed, check: bool
+        self,
+        name: str,
+        spec: ContainerSpec | None,
+        actions: list[Action],
+        observed: Observed,
+        check: bool,
+        stdio: tuple[int, int, int] | None = None,
     ) -> Outcome:
         outcome = Outcome(name, actions, [], before=observed)
         if check:
             return outcome
-        outcome.applied = plans.apply(actions, self._handlers(name, spec, outcome))
+        outcome.applied = plans.apply(actions, self._handlers(name, spec, outcome, stdio))
         return outcome
 
-    def _handlers(self, name: str, spec: ContainerSpec | None, outcome: Outcome) -> Mapping[str, Handler]:
+    def _handlers(
+        self, name: str, spec: ContainerSpec | None, outcome: Outcome, stdio: tuple[int, int, int] | None
+    ) -> Mapping[str, Handler]:
         paths = ContainerPaths.of(name)
         unit = unit_name(name)
 
@@ -133,7 +146,7 @@ class Containers:
 
         def start(_: Action) -> None:
             assert spec is not None
-            outcome.warnings += self._start(spec, paths)
+            outcome.warnings += self._start(spec, paths, stdio)
 
         def stop(_: Action) -> None:
             try:
@@ -147,6 +160,9 @@ class Containers:
                 record["finished_at"] = _now()
                 records.put(record)
 
+        def kill(action: Action) -> None:
+            self.systemd.kill(unit, int(action.detail["signal"]), "main")
+
         def remove(_: Action) -> None:
             record = records.get(name)
             if record is not None:
@@ -159,7 +175,7 @@ class Containers:
             shutil.rmtree(paths.run, ignore_errors=True)
             shutil.rmtree(paths.data)
 
-        return {"create": create, "start": start, "stop": stop, "remove": remove}
+        return {"create": create, "start": start, "stop": stop, "kill": kill, "remove": remove}
 
     def _reset_failed(self, unit: str) -> None:
         try:
@@ -197,14 +213,16 @@ class Containers:
             shutil.rmtree(paths.data, ignore_errors=True)
             raise
 
-    def _start(self, spec: ContainerSpec, paths: ContainerPaths) -> list[str]:
+    def _start(
+        self, spec: ContainerSpec, paths: ContainerPaths, stdio: tuple[int, int, int] | None = None
+    ) -> list[str]:
         record = records.get(spec.name)
         assert record is not None
         files = write_runtime_files(spec, paths)
         atomic_write_json(paths.config, shim_config(spec, paths, record["layers"], files), mode=0o600)
         paths.exit_file.unlink(missing_ok=True)
         paths.error_file.unlink(missing_ok=True)
-        props, warnings = unit_properties(spec, paths, cgroup_unified())
+        props, warnings = unit_properties(spec, paths, cgroup_unified(), stdio)
         unit = unit_name(spec.name)
         self._reset_failed(unit)
         try:

@@ -237,10 +237,15 @@ def drop_bounding_capabilities(keep: frozenset[int]) -> None:
 
 
 def set_capabilities(keep: frozenset[int]) -> None:
-    """Set the effective and permitted sets of a root process to `keep`."""
+    """Set the effective and permitted sets of a root process to `keep`.
+
+    Capabilities this process does not hold itself (the host may have dropped some, or the
+    kernel may not know them) cannot be granted and are left out.
+    """
     mask = 0
     for cap in keep:
         mask |= 1 << cap
+    mask &= _permitted_mask()
     header = _CapHeader(_LINUX_CAPABILITY_VERSION_3, 0)
     data = (_CapData * 2)()
     for i in range(2):
@@ -251,5 +256,58 @@ def set_capabilities(keep: frozenset[int]) -> None:
     _check(0 if ret >= 0 else ret, "capset")
 
 
+def _permitted_mask() -> int:
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("CapPrm:"):
+                return int(line.split()[1], 16)
+    return 0
+
+
 def _b(value: str | None) -> bytes | None:
     return None if value is None else os.fsencode(value)
+
+
+# -- file operations confined to a directory handle (image layers) -------------------------------
+# Image content is hostile: every path inside a layer is resolved by the kernel relative to the
+# layer's directory fd, so symlinks planted by the image cannot lead a write outside of it.
+RESOLVE_CONFINED = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS
+
+
+def open_in_root(root_fd: int, path: str | bytes, flags: int, mode: int = 0) -> int:
+    """Open `path` as if `root_fd` were "/": `..`, absolute paths and symlinks stay inside it."""
+    how = _OpenHow(flags | O_CLOEXEC, mode, RESOLVE_CONFINED)
+    raw = path if isinstance(path, bytes) else os.fsencode(path)
+    fd: int = _libc().syscall(
+        ctypes.c_long(_SYS_OPENAT2),
+        ctypes.c_int(root_fd),
+        raw,
+        ctypes.byref(how),
+        ctypes.c_size_t(ctypes.sizeof(how)),
+    )
+    if fd < 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err), os.fsdecode(raw))
+    return fd
+
+
+def lsetxattr_at(dir_fd: int, name: str, key: str, value: bytes) -> None:
+    """Set an xattr on `name` in the directory `dir_fd`, never following a final symlink.
+
+    There is no setxattrat(2) before Linux 6.13; the directory is pinned by its fd, reached through
+    /proc/self/fd, and the last component is not followed (lsetxattr).
+    """
+    os.setxattr(f"/proc/self/fd/{dir_fd}/{name}", key, value, follow_symlinks=False)
+
+
+def llistxattr_at(dir_fd: int, name: str) -> list[str]:
+    return os.listxattr(f"/proc/self/fd/{dir_fd}/{name}", follow_symlinks=False)
+
+
+def lgetxattr_at(dir_fd: int, name: str, key: str) -> bytes:
+    return os.getxattr(f"/proc/self/fd/{dir_fd}/{name}", key, follow_symlinks=False)
+
+
+def syncfs(fd: int) -> None:
+    """Flush the filesystem holding `fd` (one call instead of an fsync per extracted file)."""
+    _check(_libc().syncfs(fd), "syncfs")

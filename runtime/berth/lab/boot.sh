@@ -100,4 +100,7 @@ cd "$ROOT"
 pivot_root . .
 umount -l .
 cd /
+# As on a host booted by systemd: mounts are shared (systemd leaves this to the container
+# manager when it detects one). Unit sandboxing and credentials rely on it.
+mount --make-rshared /
 exec env -i container=berth-lab TERM=dumb /usr/lib/systemd/systemd --system

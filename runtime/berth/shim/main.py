@@ -27,31 +27,60 @@ NAMESPACE_FLAGS = {
 
 
 def start(cfg: dict[str, Any]) -> int:
+    """Start the container's process and hand it to systemd as the unit's main process.
+
+    The process is forked by a short-lived intermediate that exits at once, so the container
+    is reparented to systemd (PID 1) before systemd is told its PID: systemd is then its parent,
+    reaps it and records its exit status like that of any service process.
+    """
     namespaces: list[str] = list(cfg["namespaces"])
-    if "pid" in namespaces:  # takes effect for the child only: it becomes PID 1
-        k.unshare(k.CLONE_NEWPID)
-    read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
-    pid = os.fork()
-    if pid == 0:
-        os.close(read_fd)
-        _child(cfg, namespaces, write_fd)
-    os.close(write_fd)
-    with os.fdopen(read_fd, "rb") as pipe:
-        report = pipe.read()
-    if report:  # the child failed before exec: say why, where systemd's journal sees it
-        os.waitpid(pid, 0)
-        message = json.loads(report)["error"]
+    under_systemd = bool(os.environ.get("NOTIFY_SOCKET"))
+    if not under_systemd:  # a direct run: adopt the grandchild ourselves to wait for it
+        k.prctl(k.PR_SET_CHILD_SUBREAPER, 1)
+    error_r, error_w = os.pipe2(os.O_CLOEXEC)
+    pid_r, pid_w = os.pipe2(os.O_CLOEXEC)
+    middle = os.fork()
+    if middle == 0:
+        os.close(error_r)
+        os.close(pid_r)
+        _intermediate(cfg, namespaces, error_w, pid_w)
+    os.close(error_w)
+    os.close(pid_w)
+    os.waitpid(middle, 0)
+    with os.fdopen(pid_r, "rb") as pipe:
+        pid_text = pipe.read()
+    with os.fdopen(error_r, "rb") as pipe:
+        report = pipe.read()  # EOF when the container's exec succeeded (the fd is close-on-exec)
+    if report or not pid_text:  # it failed before exec: say why, where systemd's journal sees it
+        message = json.loads(report)["error"] if report else "the container process was not created"
         _write_atomically(str(cfg["error_file"]), message)
         print(f"berth: container {cfg['name']} failed to start: {message}", file=sys.stderr, flush=True)
         return 127
+    pid = int(pid_text)
     if sd_notify(f"MAINPID={pid}\nREADY=1\n"):
-        return 0  # systemd adopts the container as the unit's main process
-    # Not under systemd (a direct run): wait and pass the status on.
+        return 0
     _, status = os.waitpid(pid, 0)
     if os.WIFSIGNALED(status):
         signal.signal(os.WTERMSIG(status), signal.SIG_DFL)
         os.kill(os.getpid(), os.WTERMSIG(status))
     return os.waitstatus_to_exitcode(status)
+
+
+def _intermediate(cfg: dict[str, Any], namespaces: list[str], error_fd: int, pid_fd: int) -> None:
+    try:
+        if "pid" in namespaces:  # takes effect for the next child only: it becomes PID 1
+            k.unshare(k.CLONE_NEWPID)
+        pid = os.fork()
+        if pid == 0:
+            os.close(pid_fd)
+            _child(cfg, namespaces, error_fd)
+        os.write(pid_fd, str(pid).encode())
+        os._exit(0)
+    except BaseException as exc:
+        try:
+            os.write(error_fd, json.dumps({"error": f"{type(exc).__name__}: {exc}"}).encode())
+        finally:
+            os._exit(1)
 
 
 def _child(cfg: dict[str, Any], namespaces: list[str], error_fd: int) -> None:

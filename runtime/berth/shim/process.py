@@ -32,7 +32,9 @@ def resolve_user(user: str) -> tuple[int, int, list[int]]:
                 raise SetupError(f"group {group!r} is not in the container's /etc/group")
     else:
         gid = home_gid
-    groups = sorted({int(e[2]) for e in _read_db("/etc/group") if len(e) > 3 and name in e[3].split(",")})
+    # As initgroups(3): the primary group, then every group that lists the user as a member.
+    members = {int(e[2]) for e in _read_db("/etc/group") if len(e) > 3 and name in e[3].split(",")}
+    groups = [gid, *sorted(members - {gid})]
     return uid, gid, groups
 
 

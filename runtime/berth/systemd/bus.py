@@ -106,8 +106,12 @@ class Bus:
         signature: str = "",
         body: Sequence[Any] = (),
         timeout: float = CALL_TIMEOUT,
+        unix_fds: Sequence[int] = (),
     ) -> list[Any]:
-        """Call a method; return the reply body or raise the mapped berth error."""
+        """Call a method; return the reply body or raise the mapped berth error.
+
+        `unix_fds` are passed along with the message; an `h` value in `body` is an index into it.
+        """
         msg = self.backend.Message(
             destination=destination,
             path=path,
@@ -115,6 +119,7 @@ class Bus:
             member=member,
             signature=signature,
             body=list(body),
+            unix_fds=list(unix_fds),
         )
         try:
             reply = await asyncio.wait_for(self._raw.call(msg), timeout)
@@ -166,7 +171,8 @@ async def connect(backend: Backend | None = None, address: str | None = None) ->
     address = address or system_bus_address()
     where = socket_path(address)
     try:
-        raw = backend.MessageBus(bus_address=address)  # dbus-next connects here
+        # File descriptors travel with StartTransientUnit (a foreground container's stdio).
+        raw = backend.MessageBus(bus_address=address, negotiate_unix_fd=True)  # dbus-next connects here
         await raw.connect()  # dbus-fast connects here
     except (FileNotFoundError, ConnectionRefusedError) as exc:
         raise SystemdUnavailable(

@@ -56,8 +56,12 @@ class SystemdClient:
     async def close(self) -> None:
         await self.bus.close()
 
-    async def _manager(self, member: str, signature: str = "", body: Sequence[Any] = ()) -> Any:
-        reply = await self.bus.call(SYSTEMD, MANAGER_PATH, MANAGER, member, signature, body)
+    async def _manager(
+        self, member: str, signature: str = "", body: Sequence[Any] = (), unix_fds: Sequence[int] = ()
+    ) -> Any:
+        reply = await self.bus.call(
+            SYSTEMD, MANAGER_PATH, MANAGER, member, signature, body, unix_fds=unix_fds
+        )
         return reply[0] if reply else None
 
     # -- jobs -------------------------------------------------------------------------------
@@ -121,11 +125,18 @@ class SystemdClient:
         )
 
     async def _run_job(
-        self, unit: str, verb: str, member: str, signature: str, body: Sequence[Any], timeout: float | None
+        self,
+        unit: str,
+        verb: str,
+        member: str,
+        signature: str,
+        body: Sequence[Any],
+        timeout: float | None,
+        unix_fds: Sequence[int] = (),
     ) -> str:
         await self._subscribe()
         since = time.time()
-        job = await self._manager(member, signature, body)
+        job = await self._manager(member, signature, body, unix_fds)
         result = await self._wait_job(job, unit, verb, timeout)
         if result != "done":
             raise await self._job_failed(unit, verb, job, result, since)
@@ -136,8 +147,20 @@ class SystemdClient:
     async def start_transient(
         self, name: str, properties: Iterable[Property], timeout: float | None = None
     ) -> str:
-        """Start transient unit `name` (mode "fail"); return the finished job's path."""
-        props = [[p.name, self.bus.variant(p.signature, p.value)] for p in properties]
+        """Start transient unit `name` (mode "fail"); return the finished job's path.
+
+        A property of type `h` carries a file descriptor of this process (such as
+        StandardOutputFileDescriptor); it is sent with the message and systemd hands the unit a
+        copy of it.
+        """
+        fds: list[int] = []
+        props = []
+        for p in properties:
+            value = p.value
+            if p.signature == "h":
+                fds.append(int(value))
+                value = len(fds) - 1
+            props.append([p.name, self.bus.variant(p.signature, value)])
         return await self._run_job(
             name,
             "start",
@@ -145,6 +168,7 @@ class SystemdClient:
             "ssa(sv)a(sa(sv))",
             [name, "fail", props, []],
             timeout,
+            unix_fds=fds,
         )
 
     async def stop(self, name: str, timeout: float | None = None) -> str:

@@ -77,6 +77,9 @@ SIGNATURES: Mapping[str, str] = {
     "SendSIGHUP": "b",
     # output
     "StandardInput": "s",
+    "StandardInputFileDescriptor": "h",
+    "StandardOutputFileDescriptor": "h",
+    "StandardErrorFileDescriptor": "h",
     "StandardOutput": "s",
     "StandardError": "s",
     "SyslogIdentifier": "s",
@@ -208,6 +211,8 @@ def _signal_number(name: str, value: Any) -> int:
 def normalize(name: str, value: Any) -> Any:
     """Check `value` against the property's type; return its canonical JSON form."""
     sig = signature_of(name)
+    if sig == "h":
+        raise InvalidInput(f"property {name} passes a file descriptor of the caller; a spec cannot set it")
     if sig == "s":
         if not isinstance(value, str) or "\0" in value:
             raise _fail(name, value, "a string")

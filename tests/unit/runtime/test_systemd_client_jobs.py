@@ -57,6 +57,7 @@ class ScriptedBus:
         member: str,
         signature: str = "",
         body: Sequence[Any] = (),
+        unix_fds: Sequence[int] = (),
     ) -> list[Any]:
         self.calls.append(member)
         if member in ("StartTransientUnit", "StopUnit"):
