@@ -8,6 +8,7 @@ PACKAGES=(
     openssh-server openssh-client
     python3 python3-venv python3-dev gcc
     busybox-static docker-registry skopeo
+    shellcheck
 )
 
 missing=()

@@ -1,5 +1,5 @@
 # Copyright: Contributors to the Berth project
-# Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """What every module that talks to the host runtime shares: how it finds the runtime."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 # Copyright: Contributors to the Berth project
-# Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Where the modules meet Ansible: options shared by all, and the one place results are emitted.
 
 Private to this collection. A module builds its AnsibleModule with `new_module`, does its work in

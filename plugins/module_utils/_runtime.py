@@ -1,5 +1,5 @@
 # Copyright: Contributors to the Berth project
-# Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """The host runtime (`berth`) as the modules see it: where it is, how to call it, what it said.
 
 Private to this collection. Standard library only, because it runs on the managed host.

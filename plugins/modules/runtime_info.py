@@ -1,6 +1,6 @@
 #!/usr/bin/python
 # Copyright: Contributors to the Berth project
-# Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """berth.fleet.runtime_info: which runtime a host has, so a role can decide to install one."""
 
 from __future__ import annotations
