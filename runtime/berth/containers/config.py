@@ -33,7 +33,11 @@ DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
 def shim_config(
-    spec: ContainerSpec, paths: ContainerPaths, layers: list[str], files: dict[str, str]
+    spec: ContainerSpec,
+    paths: ContainerPaths,
+    layers: list[str],
+    files: dict[str, str],
+    netns_path: str | None = None,
 ) -> dict[str, Any]:
     """The document the shim reads at every start (a restart by systemd included)."""
     namespaces = ["mount", "uts", "ipc", "pid", "cgroup"]
@@ -78,6 +82,7 @@ def shim_config(
             "capabilities": sorted(CAP_NUMBER[c] for c in spec.capabilities),
             "no_new_privileges": spec.no_new_privileges,
         },
+        "netns_path": netns_path,
         "exit_file": str(paths.exit_file),
         "error_file": str(paths.error_file),
     }

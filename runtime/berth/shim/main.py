@@ -92,6 +92,14 @@ def _child(cfg: dict[str, Any], namespaces: list[str], error_fd: int) -> None:
         for ns in namespaces:
             if ns != "pid":
                 flags |= NAMESPACE_FLAGS[ns]
+        netns = cfg.get("netns_path")
+        if netns:  # a network namespace the runtime prepared (veth, addresses, routes): join it
+            flags &= ~k.CLONE_NEWNET
+            fd = os.open(netns, os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                k.setns(fd, k.CLONE_NEWNET)
+            finally:
+                os.close(fd)
         k.unshare(flags)
         rootfs.build(cfg)
         if cfg.get("hostname") and "uts" in cfg["namespaces"]:
