@@ -33,7 +33,9 @@ def run(rounds: int = 3, sizes: tuple[int, ...] = (1, 3, 6)) -> dict[str, Any]:
     for size in sizes:
         up_times, down_times, rss, cache = [], [], [], []
         for _ in range(rounds):
-            up_times.append(timed(lambda size=size: berth_json("lab", "up", "--name", LAB, "--hosts", str(size))))
+            up_times.append(
+                timed(lambda size=size: berth_json("lab", "up", "--name", LAB, "--hosts", str(size)))
+            )
             state = json.loads(LabPaths(LAB, state_root()).state_file.read_text())
             for host in state["hosts"]:
                 mem = host_memory(host["cgroups"])
@@ -52,7 +54,8 @@ def run(rounds: int = 3, sizes: tuple[int, ...] = (1, 3, 6)) -> dict[str, Any]:
 
 def markdown(results: dict[str, Any]) -> str:
     rows = [
-        "| hosts | `lab up` median (min-max) s | `lab down` median s | RSS per host MiB | page cache per host MiB |",
+        "| hosts | `lab up` median (min-max) s | `lab down` median s | RSS per host MiB "
+        "| page cache per host MiB |",
         "|---:|---:|---:|---:|---:|",
     ]
     for r in results.values():
