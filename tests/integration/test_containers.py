@@ -402,3 +402,54 @@ def assert_nothing_left(box: Box) -> None:
     assert [n for n in names if n not in box.names] == []
     run_names = box.sh("sh", "-c", "ls /run/berth/containers 2>/dev/null || true").split()
     assert [n for n in run_names if n not in box.names] == []
+
+
+def test_exec_joins_the_containers_namespaces_cgroup_and_confinement(box: Box) -> None:
+    box.detach("target", "sleep", "600")
+    out = box.sh(
+        "berth",
+        "exec",
+        "target",
+        "sh",
+        "-c",
+        "ps -o comm | grep -cx sleep; hostname; grep CapBnd /proc/self/status; echo $$",
+    )
+    count, hostname, capbnd, pid = out.split("\n")[:4]
+    assert count.strip() == "1" and hostname == "target"  # sees the container's PID namespace
+    assert capbnd.split()[1] == "00000000800405fb" and int(pid) > 1
+    cgroup = box.inspect("target")["control_group"]
+    procs = box.sh("cat", f"/sys/fs/cgroup/pids{cgroup}/cgroup.procs").split()
+    assert len(procs) == 1  # the exec'd process was in the unit's cgroup while it ran, and is gone
+    assert box.sh("berth", "exec", "-u", "app", "target", "id", "-u").strip() == "1000"
+    assert (
+        box.lab.run(box.host, ["berth", "exec", "target", "sh", "-c", "exit 9"], check=False).returncode == 9
+    )
+    missing = box.lab.run(box.host, ["berth", "exec", "target", "/no/such"], check=False)
+    assert missing.returncode == 127 and "No such file" in missing.stderr
+
+
+def test_update_changes_limits_of_a_running_container_live(box: Box) -> None:
+    box.detach("elastic", "sleep", "600", opts=("-m", "64M", "--cpu-quota", "20%"))
+    pid = box.inspect("elastic")["pid"]
+    out = box.lab.berth(
+        box.host,
+        "update",
+        "elastic",
+        "--memory",
+        "128M",
+        "--cpu-quota",
+        "50%",
+        "--pids-limit",
+        "99",
+        "--cpuset-cpus",
+        "1",
+    )
+    assert out["changed"]
+    assert int(box.cgroup_file("elastic", "memory", "memory.limit_in_bytes")) == 128 * 2**20
+    assert box.cgroup_file("elastic", "cpu", "cpu.cfs_quota_us").strip() == "50000"
+    assert box.cgroup_file("elastic", "pids", "pids.max").strip() == "99"
+    assert "Cpus_allowed_list:\t1\n" in box.sh("cat", f"/proc/{pid}/status")
+    assert box.inspect("elastic")["pid"] == pid  # no restart
+    assert box.inspect("elastic")["spec"]["resources"]["memory_max"] == 128 * 2**20  # kept for restarts
+    stats = box.lab.berth(box.host, "stats", "elastic")["data"][0]
+    assert stats["memory_max"] == 128 * 2**20 and stats["tasks"] == 1 and stats["memory_bytes"] > 0

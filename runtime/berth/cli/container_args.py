@@ -60,7 +60,7 @@ def add_spec_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("command", nargs=argparse.REMAINDER, help="command and arguments")
 
 
-def _pairs(items: list[str], flag: str) -> dict[str, str]:
+def pairs(items: list[str], flag: str) -> dict[str, str]:
     out = {}
     for item in items:
         key, sep, value = item.partition("=")
@@ -95,9 +95,9 @@ def spec_from_args(args: argparse.Namespace) -> dict[str, Any]:
     if args.entrypoint is not None:
         doc["entrypoint"] = [args.entrypoint] if args.entrypoint else []
     if args.env:
-        doc["env"] = {**doc.get("env", {}), **_pairs(args.env, "--env")}
+        doc["env"] = {**doc.get("env", {}), **pairs(args.env, "--env")}
     if args.label:
-        doc["labels"] = {**doc.get("labels", {}), **_pairs(args.label, "--label")}
+        doc["labels"] = {**doc.get("labels", {}), **pairs(args.label, "--label")}
     if args.cap_add:
         doc["cap_add"] = doc.get("cap_add", []) + args.cap_add
     if args.cap_drop:
@@ -133,7 +133,7 @@ def spec_from_args(args: argparse.Namespace) -> dict[str, Any]:
         doc["mounts"] = mounts
     if args.secret:
         doc["secrets"] = doc.get("secrets", []) + [
-            {"name": k, "source": v} for k, v in _pairs(args.secret, "--secret").items()
+            {"name": k, "source": v} for k, v in pairs(args.secret, "--secret").items()
         ]
     res = dict(doc.get("resources", {}))
     for key, value in (

@@ -30,6 +30,25 @@ def register(sub: Any) -> None:
     ):
         p = add_command(sub, name, fn, text)
         p.add_argument("names", nargs="+", metavar="NAME")
+    ex = add_command(sub, "exec", run_exec, "run a command inside a running container")
+    ex.add_argument("-e", "--env", action="append", default=[], metavar="KEY=VALUE")
+    ex.add_argument("-u", "--user", metavar="USER[:GROUP]")
+    ex.add_argument("-w", "--workdir")
+    ex.add_argument("name")
+    ex.add_argument("command", nargs=argparse.REMAINDER)
+    stats = add_command(
+        sub, "stats", run_stats, "CPU, memory, tasks and IO of containers (cgroup accounting)"
+    )
+    stats.add_argument("names", nargs="*", metavar="NAME", help="default: every running container")
+    upd = add_command(sub, "update", run_update, "change a running container's resources live")
+    upd.add_argument("name")
+    for flag, key, meta in (
+        ("--memory", "memory_max", "SIZE"), ("--memory-high", "memory_high", "SIZE"),
+        ("--memory-swap-max", "memory_swap_max", "SIZE"), ("--cpu-quota", "cpu_quota", "PERCENT"),
+        ("--cpu-weight", "cpu_weight", "N"), ("--io-weight", "io_weight", "N"),
+        ("--pids-limit", "tasks_max", "N"), ("--cpuset-cpus", "cpus", "LIST"),
+    ):  # fmt: skip
+        upd.add_argument(flag, dest=key, metavar=meta)
     kill = add_command(sub, "kill", run_kill, "send a signal to containers' main process")
     kill.add_argument("-s", "--signal", default="KILL", help="signal name or number (default KILL)")
     kill.add_argument("names", nargs="+", metavar="NAME")
@@ -177,6 +196,69 @@ def run_stop(args: argparse.Namespace) -> Result:
 
 def run_restart(args: argparse.Namespace) -> Result:
     return _each(args, "restart")
+
+
+def run_exec(args: argparse.Namespace) -> Result:
+    """Replace this process with the shim's `exec`: stdio, signals and exit status pass straight through."""
+    import json
+    import os
+
+    from berth.cli.container_args import pairs
+    from berth.containers.config import SHIM
+    from berth.containers.paths import ContainerPaths
+    from berth.errors import Conflict
+
+    command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    if not command:
+        raise InvalidInput("exec needs a command")
+    observed = _containers().require(args.name)
+    if not observed.running or not observed.live.main_pid:
+        raise Conflict(f"container {args.name} is not running")
+    request = {"args": command, "env": pairs(args.env, "--env"), "user": args.user, "workdir": args.workdir}
+    shim = [sys.executable, "-S", str(SHIM), "exec", str(ContainerPaths.of(args.name).config)]
+    sys.stdout.flush()
+    os.execv(sys.executable, [*shim, str(observed.live.main_pid), json.dumps(request)])
+
+
+def run_stats(args: argparse.Namespace) -> Result:
+    c = _containers()
+    names = args.names or [n for n in c.names() if c.observe(n).running]
+    rows = [c.stats(name) for name in names]
+
+    def text() -> str:
+        lines = [f"{'NAME':<24} {'CPU s':>9} {'MEMORY':>12} {'LIMIT':>12} {'TASKS':>6}"]
+        for r in rows:
+            mem = f"{r['memory_bytes'] / 2**20:.1f}MiB" if r["memory_bytes"] is not None else "-"
+            limit = f"{r['memory_max'] / 2**20:.0f}MiB" if isinstance(r["memory_max"], int) else "-"
+            cpu = f"{r['cpu_ns'] / 1e9:.3f}" if r["cpu_ns"] is not None else "-"
+            lines.append(f"{r['name']:<24} {cpu:>9} {mem:>12} {limit:>12} {r['tasks'] or '-':>6}")
+        return "\n".join(lines)
+
+    return Result(data=rows, text=text)
+
+
+def run_update(args: argparse.Namespace) -> Result:
+    keys = (
+        "memory_max",
+        "memory_high",
+        "memory_swap_max",
+        "cpu_quota",
+        "cpu_weight",
+        "io_weight",
+        "tasks_max",
+        "cpus",
+    )
+    changes = {k: getattr(args, k) for k in keys if getattr(args, k) is not None}
+    if not changes:
+        raise InvalidInput("update needs at least one resource flag")
+    outcome = _containers().update(args.name, changes)
+    return Result(
+        data={"name": args.name, "resources": changes},
+        changed=bool(outcome.applied),
+        actions=outcome.applied,
+        warnings=outcome.warnings,
+        text=lambda: args.name,
+    )
 
 
 def run_kill(args: argparse.Namespace) -> Result:

@@ -134,8 +134,16 @@ def unit_properties(
         props["DeviceAllow"] = [list(d) for d in ALLOWED_DEVICES]
     if spec.secrets:
         props["LoadCredential"] = [[name, source] for name, source in spec.secrets]
+    resource_props, warnings = resource_properties(dict(spec.resources), unified)
+    props.update(resource_props)
+    return [to_dbus(name, value) for name, value in props.items()], warnings
+
+
+def resource_properties(resources: dict[str, Any], unified: bool | None) -> tuple[dict[str, Any], list[str]]:
+    """systemd properties for canonical resource fields, and what this host cannot enforce."""
+    props: dict[str, Any] = {}
     warnings: list[str] = []
-    for key, value in spec.resources:
+    for key, value in resources.items():
         if key == "cpus":
             cpus = [int(c) for c in str(value).split(",")]
             if unified is False:
@@ -152,5 +160,4 @@ def unit_properties(
             prop = RESOURCES[key][0]
             quota = prop == "CPUQuotaPerSecUSec" and value != INFINITY
             props[prop] = percent_to_usec_per_sec(value) if quota else value
-    warnings += unenforced(props, unified)
-    return [to_dbus(name, value) for name, value in props.items()], warnings
+    return props, warnings + unenforced(props, unified)

@@ -10,21 +10,23 @@ from __future__ import annotations
 import shutil
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from berth import plan as plans
 from berth.containers import lifecycle, records
-from berth.containers.config import shim_config, unit_properties
+from berth.containers.config import resource_properties, shim_config, unit_properties
 from berth.containers.files import write_runtime_files
+from berth.containers.live import EXEC_ONLY, apply_exec_properties
 from berth.containers.observe import Observed, observe
 from berth.containers.paths import ContainerPaths, unit_name
 from berth.containers.plan import plan, plan_create, plan_remove
-from berth.containers.spec import ContainerSpec
+from berth.containers.spec import ContainerSpec, parse_resources
 from berth.errors import Conflict, InvalidInput, JobFailed, NotFound, StartFailed, Unsupported
 from berth.host import boot_identity
 from berth.plan import Action, Handler
 from berth.state.atomic import atomic_write_json
+from berth.systemd.properties import to_dbus
 from berth.systemd.sync import Systemd
 from berth.units.limits import cgroup_unified
 from berth.units.observe import live_state
@@ -72,6 +74,40 @@ class Containers:
     def names(self) -> list[str]:
         return records.names()
 
+    def stats(self, name: str) -> dict[str, Any]:
+        """Usage from cgroup accounting, as systemd reads it (None: not accounted on this host)."""
+        from berth.systemd.client import SERVICE
+        from berth.systemd.sizes import UINT64_MAX
+
+        observed = self.require(name)
+        if not observed.running:
+            return {
+                "name": name,
+                "running": False,
+                "cpu_ns": None,
+                "memory_bytes": None,
+                "memory_max": None,
+                "tasks": None,
+                "io_read_bytes": None,
+                "io_write_bytes": None,
+            }
+        props = self.systemd.unit_properties(unit_name(name), [SERVICE])
+
+        def value(key: str) -> int | None:
+            raw = props.get(key)
+            return None if raw is None or raw == UINT64_MAX else int(raw)
+
+        return {
+            "name": name,
+            "running": True,
+            "cpu_ns": value("CPUUsageNSec"),
+            "memory_bytes": value("MemoryCurrent"),
+            "memory_max": value("MemoryMax") if value("MemoryMax") is not None else "infinity",
+            "tasks": value("TasksCurrent"),
+            "io_read_bytes": value("IOReadBytes"),
+            "io_write_bytes": value("IOWriteBytes"),
+        }
+
     # -- changing --------------------------------------------------------------------------
     def converge(self, spec: ContainerSpec | None, state: str, name: str, check: bool = False) -> Outcome:
         """Declarative: make container `name` be `spec` in `state` (the modules' entry point)."""
@@ -106,6 +142,11 @@ class Containers:
         return self._simple(
             name, lambda o: ([Action("stop", name)] if o.running else []) + [Action("start", name)]
         )
+
+    def update(self, name: str, changes: dict[str, Any]) -> Outcome:
+        """Change resources live: the unit's cgroup now, the record for every later start."""
+        new = parse_resources(changes)
+        return self._simple(name, lambda o: [Action("update", name, {"resources": new})] if new else [])
 
     def kill(self, name: str, signal: int) -> Outcome:
         return self._simple(name, lambda o: [Action("kill", name, {"signal": signal})] if o.running else [])
@@ -160,6 +201,21 @@ class Containers:
                 record["finished_at"] = _now()
                 records.put(record)
 
+        def update(action: Action) -> None:
+            record = records.get(name)
+            assert record is not None and spec is not None
+            resources = {**dict(spec.resources), **action.detail["resources"]}
+            updated = replace(spec, resources=tuple(sorted(resources.items())))
+            props, warnings = resource_properties(dict(action.detail["resources"]), cgroup_unified())
+            outcome.warnings += warnings
+            if live_state(self.systemd, unit).running:
+                live = {k: v for k, v in props.items() if k not in EXEC_ONLY}
+                if live:
+                    self.systemd.set_unit_properties(unit, [to_dbus(k, v) for k, v in live.items()])
+                apply_exec_properties(self.systemd, unit, {k: v for k, v in props.items() if k in EXEC_ONLY})
+            record["spec"], record["spec_hash"] = updated.to_json(), updated.spec_hash
+            records.put(record)
+
         def kill(action: Action) -> None:
             self.systemd.kill(unit, int(action.detail["signal"]), "main")
 
@@ -175,7 +231,14 @@ class Containers:
             shutil.rmtree(paths.run, ignore_errors=True)
             shutil.rmtree(paths.data)
 
-        return {"create": create, "start": start, "stop": stop, "kill": kill, "remove": remove}
+        return {
+            "create": create,
+            "start": start,
+            "stop": stop,
+            "update": update,
+            "kill": kill,
+            "remove": remove,
+        }
 
     def _reset_failed(self, unit: str) -> None:
         try:

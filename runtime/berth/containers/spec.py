@@ -207,6 +207,22 @@ def _mounts(items: list[dict[str, Any]]) -> tuple[Mount, ...]:
     return tuple(sorted(mounts, key=lambda m: m.target))
 
 
+def parse_resources(doc: dict[str, Any]) -> dict[str, Any]:
+    """Resource fields in canonical form ("64M" -> 67108864, "0-1" -> "0,1")."""
+    resources: dict[str, Any] = {}
+    for key, value in doc.items():
+        what = f"spec field resources.{key}"
+        if key == "cpus":
+            resources[key] = ",".join(str(c) for c in parse_cpu_set(what, value))
+        elif key == "nice":
+            resources[key] = int(value)
+        elif key in RESOURCES:
+            resources[key] = RESOURCES[key][1](value, what)
+        else:
+            raise InvalidInput(f"{what}: unknown resource")
+    return resources
+
+
 def _slice(value: str | None) -> str:
     """A group name ("web" -> berth-web.slice, nested in berth.slice) or a full slice unit name."""
     if not value:
@@ -255,15 +271,7 @@ def parse_spec(doc: Any) -> ContainerSpec:
             raise InvalidInput(f"spec field secrets: {s['name']!r} is not a valid secret name")
         secrets.append((s["name"], _abs_path(s["source"], f"spec field secrets.{s['name']}.source")))
 
-    resources: dict[str, Any] = {"tasks_max": DEFAULT_TASKS_MAX}
-    for key, value in (doc.get("resources") or {}).items():
-        what = f"spec field resources.{key}"
-        if key == "cpus":
-            resources[key] = ",".join(str(c) for c in parse_cpu_set(what, value))
-        elif key == "nice":
-            resources[key] = int(value)
-        else:
-            resources[key] = RESOURCES[key][1](value, what)
+    resources = {"tasks_max": DEFAULT_TASKS_MAX, **parse_resources(doc.get("resources") or {})}
 
     command = tuple(doc.get("command") or ())
     entrypoint = tuple(doc.get("entrypoint") or ())

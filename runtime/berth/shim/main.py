@@ -164,6 +164,10 @@ def main(argv: list[str]) -> int:
         return start(cfg)
     if command == "record-exit":
         return record_exit(cfg)
+    if command == "exec":
+        from berth.shim.enter import enter
+
+        return enter(cfg, int(argv[3]), json.loads(argv[4]))
     print(f"berth shim: unknown command {command!r}", file=sys.stderr)
     return 2
 
