@@ -291,15 +291,23 @@ def run_ps(args: argparse.Namespace) -> Result:
         rows = [r for r in rows if r["status"] == "running"]
 
     def text() -> str:
-        lines = [f"{'NAME':<24} {'STATUS':<10} {'PID':>8}  COMMAND"]
+        lines = [f"{'NAME':<24} {'STATUS':<16} {'PID':>8}  COMMAND"]
         for r in rows:
             argv = (r["spec"] or {}).get("entrypoint", []) + (r["spec"] or {}).get("command", [])
-            exit_info = r["exit"] or {}
-            status = r["status"] if r["status"] != "exited" else f"exited({exit_info.get('exit_code', '?')})"
-            lines.append(f"{r['name']:<24} {status:<10} {r['pid'] or '-':>8}  {' '.join(argv)[:60]}")
+            status = r["status"] if r["status"] != "exited" else _exit_text(r["exit"] or {})
+            lines.append(f"{r['name']:<24} {status:<16} {r['pid'] or '-':>8}  {' '.join(argv)[:60]}")
         return "\n".join(lines)
 
     return Result(data=rows, text=text)
+
+
+def _exit_text(exit_info: dict[str, Any]) -> str:
+    reason = exit_info.get("reason")
+    if reason == "exited":
+        return f"exited({exit_info.get('exit_code')})"
+    if reason == "signal":
+        return f"killed({exit_info.get('signal')})"
+    return str(reason or "exited")
 
 
 def run_logs(args: argparse.Namespace) -> Result:

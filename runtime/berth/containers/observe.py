@@ -56,6 +56,8 @@ class Observed:
         except FileNotFoundError:
             error = None
         reason = lifecycle.exit_reason(exit_info, error)
+        if reason is None and self.record.get("finished_reason"):
+            return {"reason": self.record["finished_reason"], "exit_code": None, "signal": None}
         rebooted = self.record.get("boot") != boot_identity()
         if reason is None and self.record["status"] == lifecycle.RUNNING and rebooted:
             return {"reason": "host-rebooted", "exit_code": None, "signal": None}

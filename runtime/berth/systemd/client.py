@@ -187,6 +187,10 @@ class SystemdClient:
         props = [[p.name, self.bus.variant(p.signature, p.value)] for p in properties]
         await self._manager("SetUnitProperties", "sba(sv)", [name, runtime, props])
 
+    async def reload(self) -> None:
+        """Reload unit files (daemon-reload); returns once systemd has finished."""
+        await self._manager("Reload")
+
     # -- reading ----------------------------------------------------------------------------
 
     async def version(self) -> str:

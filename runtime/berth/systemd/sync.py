@@ -75,6 +75,9 @@ class Systemd:
     def set_unit_properties(self, name: str, properties: Iterable[Property], runtime: bool = True) -> None:
         self._run(self.client.set_unit_properties(name, properties, runtime))
 
+    def reload(self) -> None:
+        self._run(self.client.reload())
+
     def version(self) -> str:
         return self._run(self.client.version())
 

@@ -1,0 +1,54 @@
+"""`berth system install|info` and `berth restore`: the host-level commands."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from berth.cli.common import add_command
+from berth.cli.result import Result
+from berth.plan import Action
+
+
+def register(sub: Any) -> None:
+    system = sub.add_parser("system", help="host set-up and facts")
+    ssub = system.add_subparsers(dest="system_command", required=True, metavar="COMMAND")
+    add_command(ssub, "install", run_install, "install and enable berth-restore.service", "system install")
+    add_command(ssub, "info", run_info, "the host's cgroup mode and what it can enforce", "system info")
+    add_command(sub, "restore", run_restore, "after a boot: restart the containers whose policy says so")
+
+
+def run_install(args: argparse.Namespace) -> Result:
+    from berth.containers.boot_unit import UNIT, install
+    from berth.systemd.sync import Systemd
+
+    with Systemd() as systemd:
+        changed = install(systemd)
+    return Result(
+        data={"unit": UNIT},
+        changed=changed,
+        actions=[Action("install-unit", UNIT)] if changed else [],
+        text=lambda: f"{UNIT} {'installed' if changed else 'already installed'}",
+    )
+
+
+def run_info(args: argparse.Namespace) -> Result:
+    from berth.host_info import host_info
+
+    data = host_info()
+    return Result(data=data, text=lambda: "\n".join(f"{k}: {v}" for k, v in data.items()))
+
+
+def run_restore(args: argparse.Namespace) -> Result:
+    from berth.containers.manager import Containers
+    from berth.containers.restore import restore
+
+    report = restore(Containers())
+    started = [r for r in report if r["action"] == "started"]
+    return Result(
+        data=report,
+        changed=bool(report),
+        actions=[Action(r["action"], r["name"]) for r in report],
+        text=lambda: "\n".join(f"{r['name']}: {r['action']}" for r in report) or "nothing to restore",
+        exit_code=0 if len(started) == len([r for r in report if r["restart"] == "always"]) else 1,
+    )
