@@ -1,0 +1,485 @@
+"""`berth image build`: a Containerfile to an image in the local store.
+
+Each step turns the build state (layers + config) into the next one. Metadata steps change the
+config; COPY and ADD write one layer tar from the context (sorted, ownership applied, mtimes
+clamped when reproducible) which is also the step's content hash; RUN goes through `run_step`.
+Every step's result is cached under sha256(parent state, instruction, content hash), so an
+unchanged rebuild only re-hashes the copied files. The image is committed (record, then tags)
+only after the last step, under the store lock: an interrupted build leaves nothing visible.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import os
+import posixpath
+import re
+import stat
+import tarfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from berth.errors import InvalidInput, NotFound, Unsupported
+from berth.images import imageconfig as ic
+from berth.images.containerfile import Instruction, expand, parse, words
+from berth.images.digest import chain_ids, sha256_bytes
+from berth.images.extract import ExtractPolicy, extract_layer
+from berth.images.ignore import Ignore, load_ignore
+from berth.images.layers import dir_to_tar, info_for, pack_layer, tar_writer
+from berth.images.layerview import LayerView
+from berth.images.manifest import canonical_json
+from berth.images.progress import NoProgress, Progress
+from berth.images.registry import RegistryOptions
+from berth.images.run_step import run_step as default_run_step
+from berth.images.store import ImageRecord, ImageStore
+from berth.plan import Action
+
+RunStep = Callable[..., None]
+
+
+@dataclass
+class State:
+    layers: list[dict[str, Any]]
+    config: dict[str, Any]
+
+    def key(self) -> str:
+        """Identity of the state for cache keys: layers and config, without timestamps."""
+        cfg = {k: v for k, v in self.config.items() if k not in ("history", "created")}
+        return sha256_bytes(canonical_json({"layers": [x["digest"] for x in self.layers], "config": cfg}))
+
+
+@dataclass
+class BuildOptions:
+    context: Path
+    file: Path | None = None
+    tags: list[str] = field(default_factory=list)
+    build_args: dict[str, str] = field(default_factory=dict)
+    reproducible: bool = False
+    epoch: int | None = None
+    no_cache: bool = False
+    registry: RegistryOptions | None = None
+
+
+@dataclass
+class BuildOutcome:
+    digest: str
+    steps: list[dict[str, Any]]
+    applied: list[Action]
+    record: ImageRecord
+
+
+def containerfile_path(context: Path, file: Path | None) -> Path:
+    if file is not None:
+        return file
+    for name in ("Containerfile", "Dockerfile"):
+        if (context / name).is_file():
+            return context / name
+    raise NotFound(f"no Containerfile or Dockerfile in {context}")
+
+
+def build(
+    store: ImageStore,
+    options: BuildOptions,
+    progress: Progress | None = None,
+    run_step: RunStep = default_run_step,
+) -> BuildOutcome:
+    progress = progress or NoProgress()
+    context = options.context.resolve()
+    if not context.is_dir():
+        raise InvalidInput(f"build context {options.context} is not a directory")
+    path = containerfile_path(context, options.file)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidInput(f"cannot read {path}: {exc}") from exc
+    instructions = parse(text, path.name)
+    epoch = options.epoch if options.epoch is not None else (0 if options.reproducible else None)
+    if options.reproducible and options.epoch is None and os.environ.get("SOURCE_DATE_EPOCH", "").isdigit():
+        epoch = int(os.environ["SOURCE_DATE_EPOCH"])
+    created = ic.timestamp(epoch)
+    builder = _Builder(store, context, load_ignore(context), options, epoch, created, progress, run_step)
+    with store.locked():
+        state = builder.run(instructions)
+        config_bytes = canonical_json({**state.config, "created": created})
+        config_digest = store.put_bytes(config_bytes)
+        manifest = ic.oci_manifest(config_bytes, config_digest, state.layers)
+        record = store.commit_image(manifest, "build")
+        applied = [Action("record-image", record.digest)]
+        for tag in options.tags:
+            store.set_tag(tag, record.digest)
+            applied.append(Action("tag", tag, {"digest": record.digest}))
+    return BuildOutcome(record.digest, builder.steps, applied, record)
+
+
+class _Builder:
+    def __init__(
+        self,
+        store: ImageStore,
+        context: Path,
+        ignore: Ignore,
+        options: BuildOptions,
+        epoch: int | None,
+        created: str,
+        progress: Progress,
+        run_step: RunStep,
+    ) -> None:
+        self.store = store
+        self.context = context
+        self.ignore = ignore
+        self.options = options
+        self.epoch = epoch
+        self.created = created
+        self.progress = progress
+        self.run_step = run_step
+        self.steps: list[dict[str, Any]] = []
+        self.args: dict[str, str] = {}
+
+    # -- the step loop ---------------------------------------------------------------------------
+    def run(self, instructions: list[Instruction]) -> State:
+        global_args: dict[str, str] = {}
+        i = 0
+        while i < len(instructions) and instructions[i].keyword == "ARG":
+            for name, value in self._arg(instructions[i], global_args):
+                global_args[name] = value
+            i += 1
+        if i >= len(instructions) or instructions[i].keyword != "FROM":
+            line = instructions[i].line if i < len(instructions) else 1
+            raise InvalidInput(
+                f"Containerfile:{line}: the first instruction must be FROM (after ARGs)", line=line
+            )
+        state = self._from(instructions[i], global_args)
+        for instr in instructions[i + 1 :]:
+            if instr.keyword == "FROM":
+                raise Unsupported(f"{instr.source}:{instr.line}: multi-stage builds are not supported yet")
+            if instr.keyword == "ARG":
+                for name, value in self._arg(instr, {**global_args, **self.args}):
+                    self.args[name] = value
+                continue
+            state = self._step(state, instr)
+        return state
+
+    def _arg(self, instr: Instruction, known: dict[str, str]) -> list[tuple[str, str]]:
+        out = []
+        for item in words(instr, instr.args):
+            name, eq, default = item.partition("=")
+            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+                raise instr.error(f"invalid ARG name {name!r}")
+            value = self.options.build_args.get(name, known.get(name, expand(default, known) if eq else ""))
+            out.append((name, value))
+        return out
+
+    def _from(self, instr: Instruction, global_args: dict[str, str]) -> State:
+        parts = expand(instr.args, global_args).split()
+        if len(parts) == 3 and parts[1].upper() == "AS":
+            parts = parts[:1]
+        if len(parts) != 1:
+            raise instr.error(f"expected FROM IMAGE [AS NAME], got {instr.args!r}")
+        base = parts[0]
+        self.steps.append({"line": instr.line, "instruction": instr.text, "cached": False})
+        if base == "scratch":
+            return State([], ic.empty_config())
+        record = self.store.find(base)
+        if record is None:
+            from berth.images.pull import pull
+
+            try:
+                record = pull(self.store, base, self.options.registry, self.progress).record
+            except NotFound as exc:
+                raise instr.error(
+                    f"base image {base!r} is neither local nor pullable: {exc.message}"
+                ) from exc
+        assert record is not None
+        config = self.store.config(record)
+        layers = [dict(layer) for layer in record.layers]
+        config = {k: v for k, v in config.items() if k != "created"}
+        return State(layers, config)
+
+    def _variables(self, state: State) -> dict[str, str]:
+        return {**self.args, **ic.env_map(state.config)}
+
+    def _step(self, state: State, instr: Instruction) -> State:
+        content = ""
+        copy_tar: Path | None = None
+        if instr.keyword in ("COPY", "ADD"):
+            copy_tar, content = self._copy_tar(state, instr)
+        elif instr.keyword == "RUN":
+            used = sorted(self.args.items())
+            content = sha256_bytes(canonical_json(used))
+        key = sha256_bytes(canonical_json([state.key(), instr.text, content, self.epoch]))
+        cached = None if self.options.no_cache else self._cached(key)
+        if cached is not None:
+            if copy_tar is not None:
+                copy_tar.unlink()
+            self.steps.append({"line": instr.line, "instruction": instr.text, "cached": True})
+            return cached
+        if instr.keyword in ic.METADATA:
+            config = ic.apply_metadata(state.config, instr, self._variables(state))
+            new = State(state.layers, ic.add_history(config, self.created, instr.text))
+        elif copy_tar is not None:
+            new = self._add_layer(state, instr, lambda tf: _append_tar(tf, copy_tar))
+            copy_tar.unlink()
+        elif instr.keyword == "RUN":
+            new = self._run(state, instr)
+        else:
+            raise instr.error("is not supported in builds")
+        self.store.cache_put(key, {"layers": new.layers, "config": new.config})
+        self.steps.append({"line": instr.line, "instruction": instr.text, "cached": False})
+        return new
+
+    def _cached(self, key: str) -> State | None:
+        entry = self.store.cache_get(key)
+        if entry is None:
+            return None
+        for layer in entry["layers"]:
+            if (
+                not self.store.has_blob(layer["digest"], layer["size"])
+                or self.store.layer_record(layer["chain_id"]) is None
+            ):
+                return None
+        return State(entry["layers"], entry["config"])
+
+    def _add_layer(self, state: State, instr: Instruction, write: Callable[[tarfile.TarFile], None]) -> State:
+        desc = pack_layer(self.store, write)
+        diff_ids = [*(x["diff_id"] for x in state.layers), desc["diff_id"]]
+        chain = chain_ids(diff_ids)[-1]
+        parent = state.layers[-1]["chain_id"] if state.layers else None
+        self.store.unpack_layer(desc["digest"], desc["diff_id"], chain, parent)
+        layer = {**desc, "chain_id": chain}
+        config = ic.add_layer(state.config, desc["diff_id"], self.created, instr.text)
+        return State([*state.layers, layer], config)
+
+    # -- RUN -------------------------------------------------------------------------------------
+    def _run(self, state: State, instr: Instruction) -> State:
+        c = state.config.get("config", {})
+        command = instr.json_args if instr.json_args is not None else [*ic.shell_of(state.config), instr.args]
+        upper = self.store.scratch_dir("run-")
+        (upper / "diff").mkdir()
+        env = {**self.args, **ic.env_map(state.config)}
+        self.run_step(
+            [self.store.layer_dir(x["chain_id"]) for x in state.layers],
+            upper / "diff",
+            command,
+            env,
+            c.get("WorkingDir") or "/",
+            c.get("User") or "root",
+            instr.flags.get("network") == "host",
+        )
+        return self._add_layer(state, instr, lambda tf: dir_to_tar(upper / "diff", tf, self.epoch))
+
+    # -- COPY / ADD ------------------------------------------------------------------------------
+    def _copy_tar(self, state: State, instr: Instruction) -> tuple[Path, str]:
+        """Write the step's layer tar to scratch; its sha256 is the step's content hash."""
+        if "from" in instr.flags:
+            raise Unsupported(f"{instr.source}:{instr.line}: COPY --from needs multi-stage builds (not yet)")
+        variables = self._variables(state)
+        items = (
+            list(instr.json_args)
+            if instr.json_args is not None
+            else words(instr, expand(instr.args, variables))
+        )
+        if instr.json_args is not None:
+            items = [expand(x, variables) for x in items]
+        if len(items) < 2:
+            raise instr.error("needs at least one source and a destination")
+        *sources, dest = items
+        workdir = state.config.get("config", {}).get("WorkingDir") or "/"
+        dest_abs = posixpath.normpath(posixpath.join(workdir, dest))
+        uid, gid = self._owner(state, instr)
+        mode = None
+        if "chmod" in instr.flags:
+            if not re.fullmatch(r"[0-7]{3,4}", instr.flags["chmod"]):
+                raise instr.error(f"invalid --chmod {instr.flags['chmod']!r}")
+            mode = int(instr.flags["chmod"], 8)
+        matches: list[Path] = []
+        for src in sources:
+            if re.match(r"^[a-z]+://", src):
+                raise Unsupported(f"{instr.source}:{instr.line}: {instr.keyword} from a URL is not supported")
+            found = self._match(instr, src)
+            if not found:
+                raise instr.error(
+                    f"source {src!r} not found in the build context (or excluded by the ignore file)"
+                )
+            matches += found
+        dest_is_dir = dest.endswith("/") or len(matches) > 1 or dest_abs == "/"
+        view = LayerView([self.store.layer_dir(x["chain_id"]) for x in state.layers])
+        real_dest = view.resolve(dest_abs)
+        work = self.store.scratch_dir("copy-")
+        out = work / "layer.tar"
+        h = hashlib.sha256()
+
+        class _Hashing:
+            def __init__(self, fh: Any) -> None:
+                self.fh = fh
+
+            def write(self, data: bytes) -> int:
+                h.update(data)
+                return int(self.fh.write(data))
+
+        existing = view.lstat(real_dest)
+        dest_exists_as_dir = existing is not None and stat.S_ISDIR(existing.st_mode)
+        entries: list[tuple[str, Path]] = []
+        for match in matches:
+            st = os.lstat(match)
+            if stat.S_ISDIR(st.st_mode):
+                entries.append((real_dest, match))
+            elif dest_is_dir or dest_exists_as_dir:
+                entries.append((posixpath.join(real_dest, match.name), match))
+            else:
+                entries.append((real_dest, match))
+        with open(out, "wb") as fh, tar_writer(_Hashing(fh)) as tf:
+            written: set[str] = set()
+            for target, item in entries:
+                is_dir = item.is_dir() and not item.is_symlink()
+                self._parents(tf, view, target if is_dir else posixpath.dirname(target), written)
+            for target, item in entries:
+                if instr.keyword == "ADD" and _is_archive(item):
+                    self._add_archive(tf, item, target, written)
+                else:
+                    self._add_tree(tf, item, target, uid, gid, mode, written, top=True)
+        return out, "sha256:" + h.hexdigest()
+
+    def _owner(self, state: State, instr: Instruction) -> tuple[int, int]:
+        spec = instr.flags.get("chown")
+        if not spec:
+            return 0, 0
+        user, _, group = spec.partition(":")
+        view = LayerView([self.store.layer_dir(x["chain_id"]) for x in state.layers])
+        uid = _lookup(view, "/etc/passwd", user, instr)
+        if group:
+            gid = _lookup(view, "/etc/group", group, instr)
+        elif user.isdigit():
+            gid = uid
+        else:
+            gid = _primary_gid(view, user)
+        return uid, gid
+
+    def _match(self, instr: Instruction, src: str) -> list[Path]:
+        rel = posixpath.normpath(src.lstrip("/"))
+        if rel == ".." or rel.startswith("../"):
+            raise instr.error(f"source {src!r} is outside the build context")
+        if any(c in rel for c in "*?["):
+            found = []
+            for root, dirs, files in os.walk(self.context):
+                dirs.sort()
+                for name in sorted(dirs + files):
+                    path = Path(root) / name
+                    r = path.relative_to(self.context).as_posix()
+                    if fnmatch.fnmatchcase(r, rel) and not self.ignore.excluded(r):
+                        found.append(path)
+            return found
+        path = self.context / rel if rel != "." else self.context
+        if not os.path.lexists(path):
+            return []
+        real = Path(os.path.realpath(path))
+        if real != self.context and self.context not in real.parents:
+            raise instr.error(f"source {src!r} resolves outside the build context")
+        if rel != "." and self.ignore.excluded(rel):
+            return []
+        return [real]
+
+    def _parents(self, tf: tarfile.TarFile, view: LayerView, path: str, written: set[str]) -> None:
+        """Directory entries for the destination's parents, with the image's own metadata."""
+        parts = [p for p in path.split("/") if p]
+        for i in range(len(parts)):
+            arc = "/".join(parts[: i + 1])
+            if arc in written:
+                continue
+            written.add(arc)
+            st = view.lstat("/" + arc)
+            info = tarfile.TarInfo(arc)
+            info.type = tarfile.DIRTYPE
+            info.uname = info.gname = ""
+            if st is not None and stat.S_ISDIR(st.st_mode):
+                info.mode, info.uid, info.gid = stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid
+                info.mtime = int(st.st_mtime) if self.epoch is None else self.epoch
+            else:
+                info.mode, info.uid, info.gid = 0o755, 0, 0
+                info.mtime = self.epoch if self.epoch is not None else 0
+            tf.addfile(info)
+
+    def _add_tree(
+        self,
+        tf: tarfile.TarFile,
+        src: Path,
+        target: str,
+        uid: int,
+        gid: int,
+        mode: int | None,
+        written: set[str],
+        top: bool,
+    ) -> None:
+        st = os.lstat(src)
+        arc = target.lstrip("/")
+        is_dir = stat.S_ISDIR(st.st_mode)
+        rel = src.relative_to(self.context).as_posix() if src != self.context else "."
+        if not top and self.ignore.excluded(rel):
+            return
+        if arc and not (top and is_dir):
+            info = info_for(src, arc, st, self.epoch)
+            info.uid, info.gid = uid, gid
+            if mode is not None:
+                info.mode = mode
+            if is_dir:
+                info.type = tarfile.DIRTYPE
+                tf.addfile(info)
+            elif stat.S_ISLNK(st.st_mode):
+                info.type, info.linkname = tarfile.SYMTYPE, os.readlink(src)
+                tf.addfile(info)
+            elif stat.S_ISREG(st.st_mode):
+                info.size = st.st_size
+                with open(src, "rb") as fh:
+                    tf.addfile(info, fh)
+            else:
+                return  # sockets, fifos, devices in a context are not copied
+            written.add(arc)
+        if is_dir:
+            for name in sorted(os.listdir(src)):
+                child = src / name
+                self._add_tree(tf, child, posixpath.join(target, name), uid, gid, mode, written, top=False)
+
+    def _add_archive(self, tf: tarfile.TarFile, src: Path, target: str, written: set[str]) -> None:
+        """ADD of a local tar: unpacked (safely, under a dir handle), then added under `target`."""
+        work = self.store.scratch_dir("add-")
+        policy = ExtractPolicy(whiteouts=False, devices="skip")
+        with open(src, "rb") as fh:
+            extract_layer(fh, work, policy)
+        prefix = target.lstrip("/")
+        dir_to_tar(work, tf, self.epoch, prefix=f"{prefix}/" if prefix else "")
+
+
+def _append_tar(tf: tarfile.TarFile, path: Path) -> None:
+    with tarfile.open(path, "r:", encoding="utf-8", errors="surrogateescape") as src:
+        for member in src:
+            tf.addfile(member, src.extractfile(member) if member.isreg() else None)
+
+
+def _is_archive(path: Path) -> bool:
+    if not path.is_file():
+        return False
+    with open(path, "rb") as fh:
+        head = fh.read(512)
+    if head.startswith((b"\x1f\x8b", b"\x28\xb5\x2f\xfd")):
+        return True
+    return len(head) == 512 and head[257:262] == b"ustar"
+
+
+def _lookup(view: LayerView, db: str, name: str, instr: Instruction) -> int:
+    if name.isdigit():
+        return int(name)
+    text = view.read_text(db) or ""
+    for line in text.splitlines():
+        fields = line.split(":")
+        if len(fields) >= 3 and fields[0] == name and fields[2].isdigit():
+            return int(fields[2])
+    raise instr.error(f"no {'user' if 'passwd' in db else 'group'} {name!r} in the image's {db}")
+
+
+def _primary_gid(view: LayerView, user: str) -> int:
+    for line in (view.read_text("/etc/passwd") or "").splitlines():
+        fields = line.split(":")
+        if len(fields) >= 4 and fields[0] == user and fields[3].isdigit():
+            return int(fields[3])
+    return 0
