@@ -42,8 +42,10 @@ def run_info(args: argparse.Namespace) -> Result:
 def run_restore(args: argparse.Namespace) -> Result:
     from berth.containers.manager import Containers
     from berth.containers.restore import restore
+    from berth.slices.manager import Slices
 
-    report = restore(Containers())
+    slices = [{"name": unit, "action": "started", "restart": "always"} for unit in Slices().restore()]
+    report = slices + restore(Containers())
     started = [r for r in report if r["action"] == "started"]
     return Result(
         data=report,

@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-RETRIES = 10
+RETRIES = 40  # 2 s at most, on the error path only: journald may lag on a loaded host
 RETRY_DELAY = 0.05
 UNIT_FAILED = "be02cf6855d2428ba40df7e9d022f03d"
 UNIT_FAILURE_RESULT = "d9b373ed55a64feb8242e02dbe79a49c"
@@ -71,14 +71,16 @@ def _read(argv: list[str]) -> list[Entry]:
 def tail(unit: str, lines: int = 10, since: float | None = None) -> list[Entry]:
     """The unit's last `lines` journal entries (since `since`, an epoch time); [] if unreadable.
 
-    Waits (at most RETRIES * RETRY_DELAY) for the line in which systemd reports the failure.
+    Waits (at most RETRIES * RETRY_DELAY) for the line in which systemd reports the failure and
+    for a line that says why: the two come from different processes and reach journald in any order.
     """
     argv = ["journalctl", "-u", unit, "-n", str(lines), "-o", "json", "--no-pager"]
     if since is not None:
         argv.append(f"--since=@{int(since)}")
     entries = _read(argv)
     for _ in range(RETRIES):
-        if any(e.message_id in CLOSING_IDS for e in entries):
+        closed = any(e.message_id in CLOSING_IDS for e in entries)
+        if closed and any(e.message_id not in LIFECYCLE_IDS for e in entries):
             break
         time.sleep(RETRY_DELAY)
         entries = _read(argv)

@@ -1,0 +1,1 @@
+"""Slices: the cgroup groups containers share a host through (binding, priority, limits)."""
