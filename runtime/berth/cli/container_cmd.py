@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import subprocess
 import sys
-import time
 from typing import Any
 
 from berth.cli.common import add_command, read_json_input
@@ -97,6 +96,8 @@ def _describe(c: Any, name: str) -> dict[str, Any]:
         "spec_hash": record.get("spec_hash"),
         "spec": record.get("spec"),
         "layers": record.get("layers"),
+        "image": record.get("image"),
+        "argv": record.get("argv"),
         "created_at": record.get("created_at"),
         "started_at": record.get("started_at"),
         "finished_at": record.get("finished_at"),
@@ -143,20 +144,22 @@ def _stdin_fd(interactive: bool) -> int:
 
 def _wait(c: Any, name: str) -> tuple[int, dict[str, Any]]:
     """Wait for a foreground container to exit; its exit status becomes ours (podman's codes)."""
-    while c.observe(name).running:
-        time.sleep(0.02)
-    info = _describe(c, name)
-    exit_info = info["exit"] or {}
+    exit_info = c.wait(name)
+    return exit_status(exit_info), _describe(c, name)
+
+
+def exit_status(exit_info: dict[str, Any]) -> int:
+    """A shell's view of how the container ended: its code, 128+signal, or 125 (berth failed)."""
     if exit_info.get("exit_code") is not None:
-        return int(exit_info["exit_code"]), info
+        return int(exit_info["exit_code"])
     if exit_info.get("signal"):
         import signal
 
         try:
-            return 128 + int(signal.Signals[f"SIG{exit_info['signal']}"]), info
+            return 128 + int(signal.Signals[f"SIG{exit_info['signal']}"])
         except KeyError:
-            return 137, info
-    return 125, info
+            return 137
+    return 125
 
 
 def run_create(args: argparse.Namespace) -> Result:
@@ -293,7 +296,7 @@ def run_ps(args: argparse.Namespace) -> Result:
     def text() -> str:
         lines = [f"{'NAME':<24} {'STATUS':<16} {'PID':>8}  COMMAND"]
         for r in rows:
-            argv = (r["spec"] or {}).get("entrypoint", []) + (r["spec"] or {}).get("command", [])
+            argv = r["argv"] or []
             status = r["status"] if r["status"] != "exited" else _exit_text(r["exit"] or {})
             lines.append(f"{r['name']:<24} {status:<16} {r['pid'] or '-':>8}  {' '.join(argv)[:60]}")
         return "\n".join(lines)

@@ -7,8 +7,10 @@ from pathlib import Path
 from typing import Any
 
 from berth.containers.capabilities import CAP_NUMBER
+from berth.containers.image_source import process
 from berth.containers.paths import ContainerPaths
 from berth.containers.spec import ContainerSpec
+from berth.network.containers import network_hooks
 from berth.systemd.properties import Property, to_dbus
 from berth.systemd.sizes import INFINITY, percent_to_usec_per_sec
 from berth.units.limits import unenforced
@@ -38,13 +40,14 @@ def shim_config(
     layers: list[str],
     files: dict[str, str],
     netns_path: str | None = None,
+    image_config: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The document the shim reads at every start (a restart by systemd included)."""
     namespaces = ["mount", "uts", "ipc", "pid", "cgroup"]
     if spec.network != "host":
         namespaces.append("net")
-    env = {"PATH": DEFAULT_PATH, "HOSTNAME": spec.hostname, "container": "berth"}
-    env.update(dict(spec.env))
+    argv, image_env, workdir, user = process(spec, image_config or {})
+    env = {"PATH": DEFAULT_PATH, "HOSTNAME": spec.hostname, "container": "berth", **image_env}
     mounts: list[dict[str, Any]] = []
     for m in spec.mounts:
         entry: dict[str, Any] = {
@@ -75,10 +78,10 @@ def shim_config(
         "readonly_paths": [] if spec.privileged else list(READONLY_PATHS),
         "read_only": spec.read_only,
         "process": {
-            "args": spec.argv,
+            "args": argv,
             "env": [f"{k}={v}" for k, v in env.items()],
-            "cwd": spec.workdir,
-            "user": spec.user,
+            "cwd": workdir,
+            "user": user,
             "capabilities": sorted(CAP_NUMBER[c] for c in spec.capabilities),
             "no_new_privileges": spec.no_new_privileges,
         },
@@ -119,6 +122,8 @@ def unit_properties(
         "TasksAccounting": True,
         "CPUAccounting": True,
     }
+    for key, commands in network_hooks(spec).items():
+        props[key] = props.get(key, []) + commands
     if stdio is not None:
         # A foreground run: the container writes straight to the caller's stdio, as with
         # `systemd-run --pipe`; detached containers log to the journal.

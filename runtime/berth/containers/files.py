@@ -36,12 +36,17 @@ def _hosts(spec: ContainerSpec) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_runtime_files(spec: ContainerSpec, paths: ContainerPaths) -> dict[str, str]:
-    """Write the files (again: /run is empty after a reboot); return target -> source."""
+def write_runtime_files(
+    spec: ContainerSpec, paths: ContainerPaths, hosts: str | None = None
+) -> dict[str, str]:
+    """Write the files (again: /run is empty after a reboot); return target -> source.
+
+    `hosts`: the /etc/hosts networking made (the container and its peers), if it is on networks.
+    """
     paths.run.mkdir(parents=True, exist_ok=True, mode=0o700)
     paths.rootfs.mkdir(exist_ok=True)
     files = {
-        "/etc/hosts": _hosts(spec),
+        "/etc/hosts": hosts if hosts is not None else _hosts(spec),
         "/etc/hostname": f"{spec.hostname}\n",
         "/etc/resolv.conf": _resolv_conf(),
     }

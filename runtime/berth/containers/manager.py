@@ -14,16 +14,18 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from berth import plan as plans
-from berth.containers import lifecycle, records
+from berth.containers import image_source, lifecycle, records
 from berth.containers.config import resource_properties, shim_config, unit_properties
 from berth.containers.files import write_runtime_files
+from berth.containers.image_source import process
 from berth.containers.live import EXEC_ONLY, apply_exec_properties
 from berth.containers.observe import Observed, observe
 from berth.containers.paths import ContainerPaths, unit_name
 from berth.containers.plan import plan, plan_create, plan_remove
 from berth.containers.spec import ContainerSpec, parse_resources
-from berth.errors import Conflict, InvalidInput, JobFailed, NotFound, StartFailed, Unsupported
+from berth.errors import Conflict, InvalidInput, JobFailed, NotFound, StartFailed
 from berth.host import boot_identity
+from berth.network.containers import attach_container, detach_container
 from berth.plan import Action, Handler
 from berth.state.atomic import atomic_write_json
 from berth.systemd.properties import to_dbus
@@ -73,6 +75,14 @@ class Containers:
 
     def names(self) -> list[str]:
         return records.names()
+
+    def wait(self, name: str, poll: float = 0.02) -> dict[str, Any]:
+        """Block until the container's process has exited; return why it stopped."""
+        while True:
+            observed = self.observe(name)
+            if not observed.running:
+                return observed.exit() or {"reason": "unknown", "exit_code": None, "signal": None}
+            time.sleep(poll)
 
     def stats(self, name: str) -> dict[str, Any]:
         """Usage from cgroup accounting, as systemd reads it (None: not accounted on this host)."""
@@ -195,6 +205,7 @@ class Containers:
             except NotFound:
                 pass
             self._reset_failed(unit)
+            detach_container(name)  # ExecStopPost did it already, unless it could not run
             record = records.get(name)
             if record is not None:
                 lifecycle.advance(record, lifecycle.EXITED)
@@ -228,8 +239,10 @@ class Containers:
                 self.systemd.kill(unit, 9)
                 self.systemd.stop(unit)
             self._reset_failed(unit)
+            detach_container(name)
             shutil.rmtree(paths.run, ignore_errors=True)
             shutil.rmtree(paths.data)
+            image_source.release(name)
 
         return {
             "create": create,
@@ -247,23 +260,27 @@ class Containers:
             pass
 
     def _create(self, spec: ContainerSpec, paths: ContainerPaths) -> None:
-        layers = resolve_layers(spec)
         check_sources(spec)
         unit = unit_name(spec.name)
         live = live_state(self.systemd, unit)
         if live.exists:
             raise Conflict(f"a unit named {unit} exists and is not a berth container: choose another name")
-        record = {
-            "name": spec.name,
-            "spec": spec.to_json(),
-            "spec_hash": spec.spec_hash,
-            "unit": unit,
-            "layers": layers,
-            "status": lifecycle.CREATING,
-            "created_at": _now(),
-        }
         paths.data.mkdir(parents=True, mode=0o700)
         try:
+            source = image_source.resolve(spec)
+            argv = process(spec, source.config)[0]  # nothing to run is refused now, not at start
+            record = {
+                "name": spec.name,
+                "spec": spec.to_json(),
+                "spec_hash": spec.spec_hash,
+                "unit": unit,
+                "layers": source.layers,
+                "image": source.image,
+                "image_config": source.config,
+                "argv": argv,
+                "status": lifecycle.CREATING,
+                "created_at": _now(),
+            }
             records.put(record)
             paths.upper.mkdir(mode=0o755)
             paths.work.mkdir(mode=0o700)
@@ -274,6 +291,7 @@ class Containers:
             records.put(record)
         except BaseException:
             shutil.rmtree(paths.data, ignore_errors=True)
+            image_source.release(spec.name)
             raise
 
     def _start(
@@ -281,8 +299,13 @@ class Containers:
     ) -> list[str]:
         record = records.get(spec.name)
         assert record is not None
-        files = write_runtime_files(spec, paths)
-        atomic_write_json(paths.config, shim_config(spec, paths, record["layers"], files), mode=0o600)
+        attached = attach_container(spec)  # first: a port conflict or a missing network changes nothing
+        files = write_runtime_files(spec, paths, attached.hosts if attached else None)
+        netns = attached.netns_path if attached else None
+        config = shim_config(
+            spec, paths, record["layers"], files, netns, image_config=record.get("image_config")
+        )
+        atomic_write_json(paths.config, config, mode=0o600)
         paths.exit_file.unlink(missing_ok=True)
         paths.error_file.unlink(missing_ok=True)
         props, warnings = unit_properties(spec, paths, cgroup_unified(), stdio)
@@ -292,6 +315,7 @@ class Containers:
             self.systemd.start_transient(unit, props)
         except JobFailed as exc:
             self._reset_failed(unit)
+            detach_container(spec.name)
             record["status"] = lifecycle.EXITED
             records.put(record)
             try:
@@ -313,23 +337,10 @@ class Containers:
                 self.systemd.stop(unit)
             self._reset_failed(unit)
         finally:
+            detach_container(name)
             shutil.rmtree(paths.run, ignore_errors=True)
             shutil.rmtree(paths.data, ignore_errors=True)
-
-
-def resolve_layers(spec: ContainerSpec) -> list[str]:
-    """The container's read-only layers, top first, as overlayfs lowerdir wants them."""
-    if spec.image is not None:
-        raise Unsupported(
-            f"image {spec.image!r}: containers from images arrive with the image store; "
-            "use rootfs or layers for now"
-        )
-    from pathlib import Path
-
-    for layer in spec.layers:
-        if not Path(layer).is_dir():
-            raise NotFound(f"layer {layer} does not exist or is not a directory")
-    return list(reversed(spec.layers))
+            image_source.release(name)
 
 
 def check_sources(spec: ContainerSpec) -> None:
@@ -341,5 +352,5 @@ def check_sources(spec: ContainerSpec) -> None:
     for name, source in spec.secrets:
         if not Path(source).is_file():
             raise NotFound(f"secret {name}: {source} does not exist or is not a file")
-    if spec.network not in ("none", "host"):
+    if spec.network not in ("none", "host", "bridge"):
         raise InvalidInput(f"network {spec.network!r} is not available")

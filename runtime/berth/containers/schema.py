@@ -60,7 +60,9 @@ CONTAINER_SPEC_SCHEMA: dict[str, Any] = {
         "no_new_privileges": {"type": "boolean"},
         "labels": _STR_MAP,
         "slice": {"type": ["string", "null"]},
-        "network": {"enum": ["none", "host"]},
+        "network": {"type": "string", "minLength": 1},
+        "networks": _STR_LIST,
+        "ports": {"type": "array", "items": {"type": ["string", "object"]}},
         "resources": {
             "type": "object",
             "additionalProperties": False,

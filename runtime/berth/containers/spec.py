@@ -18,6 +18,8 @@ from typing import Any
 from berth.containers.capabilities import effective_set
 from berth.containers.schema import CONTAINER_SPEC_SCHEMA
 from berth.errors import InvalidInput
+from berth.network.ports import PortMapping
+from berth.network.spec_fields import network_fields
 from berth.systemd.names import slice_name
 from berth.systemd.properties import parse_cpu_set
 from berth.systemd.sizes import parse_size
@@ -60,8 +62,8 @@ class ContainerSpec:
     command: tuple[str, ...] = ()
     entrypoint: tuple[str, ...] = ()
     env: tuple[tuple[str, str], ...] = ()
-    workdir: str = "/"
-    user: str = "0"
+    workdir: str = ""  # "": the image's WorkingDir, else /
+    user: str = ""  # "": the image's User, else root
     hostname: str = ""
     mounts: tuple[Mount, ...] = ()
     secrets: tuple[tuple[str, str], ...] = ()
@@ -76,9 +78,17 @@ class ContainerSpec:
     slice: str = "berth.slice"
     network: str = "none"
     resources: tuple[tuple[str, Any], ...] = field(default=())
+    networks: tuple[str, ...] = ()  # bridge mode: the networks joined, eth0 first
+    ports: tuple[PortMapping, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        # networks/ports only in bridge mode, so hashes of specs from before networking stay put
+        net: dict[str, Any] = (
+            {"networks": list(self.networks), "ports": [p.to_json() for p in self.ports]}
+            if self.network == "bridge"
+            else {}
+        )
+        return net | {
             "name": self.name,
             "image": self.image,
             "layers": list(self.layers),
@@ -129,6 +139,8 @@ class ContainerSpec:
             slice=doc["slice"],
             network=doc["network"],
             resources=tuple(sorted(doc["resources"].items())),
+            networks=tuple(doc.get("networks") or ()),
+            ports=tuple(PortMapping.from_json(p) for p in doc.get("ports") or ()),
         )
 
     @cached_property
@@ -256,8 +268,8 @@ def parse_spec(doc: Any) -> ContainerSpec:
             raise InvalidInput(f"spec field env: {key!r} is not a variable name")
         if "\0" in value:
             raise InvalidInput(f"spec field env.{key}: NUL characters are not allowed")
-    user = doc.get("user", "0")
-    if not _USER.match(user):
+    user = doc.get("user", "")
+    if user and not _USER.match(user):
         raise InvalidInput(f"spec field user: {user!r} is not a user[:group] name or id")
     hostname = doc.get("hostname") or name
     if len(hostname) > 64 or not _HOSTNAME.match(hostname):
@@ -272,12 +284,13 @@ def parse_spec(doc: Any) -> ContainerSpec:
         secrets.append((s["name"], _abs_path(s["source"], f"spec field secrets.{s['name']}.source")))
 
     resources = {"tasks_max": DEFAULT_TASKS_MAX, **parse_resources(doc.get("resources") or {})}
+    network, networks, ports = network_fields(doc)
 
     command = tuple(doc.get("command") or ())
     entrypoint = tuple(doc.get("entrypoint") or ())
     if not command and not entrypoint and not doc.get("image"):
         raise InvalidInput("spec: a container from a rootfs needs a command or an entrypoint")
-    workdir = _abs_path(doc.get("workdir") or "/", "spec field workdir")
+    workdir = _abs_path(doc["workdir"], "spec field workdir") if doc.get("workdir") else ""
     privileged = bool(doc.get("privileged"))
     caps = effective_set(doc.get("cap_add") or [], doc.get("cap_drop") or [], privileged)
     return ContainerSpec(
@@ -301,6 +314,8 @@ def parse_spec(doc: Any) -> ContainerSpec:
         no_new_privileges=bool(doc.get("no_new_privileges")),
         labels=tuple(sorted((doc.get("labels") or {}).items())),
         slice=_slice(doc.get("slice")),
-        network=doc.get("network", "none"),
+        network=network,
         resources=tuple(sorted(resources.items())),
+        networks=networks,
+        ports=ports,
     )

@@ -103,7 +103,10 @@ def build(
     builder = _Builder(store, context, load_ignore(context), options, epoch, created, progress, run_step)
     with store.locked():
         state = builder.run(instructions)
-        config_bytes = canonical_json({**state.config, "created": created})
+        # The image was created when its last step was (as docker does): a fully cached rebuild
+        # then gives the very same config, hence the same digest.
+        history = state.config.get("history") or [{}]
+        config_bytes = canonical_json({**state.config, "created": history[-1].get("created") or created})
         config_digest = store.put_bytes(config_bytes)
         manifest = ic.oci_manifest(config_bytes, config_digest, state.layers)
         record = store.commit_image(manifest, "build")

@@ -1,23 +1,29 @@
-"""The seam through which build runs RUN steps in a container.
-
-The container runtime (berth.containers / berth.shim) is being written; until it lands,
-`run_step` says so. Its contract, which build.py already follows:
+"""The seam through which build runs RUN steps: each one in a Berth container on this host.
 
 - `rootfs_layers`: the image so far, unpacked layer dirs, lowest first (overlay lower dirs).
-- `upper`: an empty directory on the store's filesystem; the step's changes must end up there in
-  overlay form (whiteouts as 0/0 character devices, opaque dirs with trusted.overlay.opaque=y).
-  Build turns it into the step's layer with `berth.images.layers.dir_to_tar`.
+- `upper`: an empty directory on the store's filesystem; the step's changes end up there in
+  overlay form (whiteouts as 0/0 character devices, opaque dirs with trusted.overlay.opaque=y):
+  the container's own upper dir is renamed onto it, which is why both live under the data dir.
 - `command`: argv (the shell form is already wrapped in the image's SHELL, e.g. /bin/sh -c).
 - `env`, `workdir`, `user`: from the image config at that step.
 - `network`: False unless the Containerfile asks (`RUN --network=host`).
-Non-zero exit raises a BerthError naming the command and status.
+The step's output goes to our stderr, so `--json` output on stdout stays parseable.
+A non-zero exit raises a BerthError naming the command and status.
 """
 
 from __future__ import annotations
 
+import os
+import secrets
+import sys
 from pathlib import Path
 
-from berth.errors import Unsupported
+from berth.errors import BerthError
+
+
+class StepFailed(BerthError):
+    kind = "build-step-failed"
+    exit_code = 14
 
 
 def run_step(
@@ -29,7 +35,37 @@ def run_step(
     user: str,
     network: bool,
 ) -> None:
-    raise Unsupported(
-        "RUN steps need the container runtime (berth.containers), which has not landed yet",
-        command=command,
+    from berth.cli.container_cmd import exit_status
+    from berth.containers.manager import Containers
+    from berth.containers.paths import ContainerPaths
+    from berth.containers.spec import parse_spec
+
+    name = f"build-{secrets.token_hex(6)}"
+    spec = parse_spec(
+        {
+            "name": name,
+            "layers": [str(p) for p in rootfs_layers],
+            "command": command,
+            "env": env,
+            "workdir": workdir or "/",
+            "user": user or "0",
+            "network": "host" if network else "none",
+            "slice": "build",
+        }
     )
+    containers = Containers()
+    devnull = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        containers.create(spec, start=True, stdio=(devnull, sys.stderr.fileno(), sys.stderr.fileno()))
+        exit_info = containers.wait(name)
+        status = exit_status(exit_info)
+        if status != 0:
+            raise StepFailed(f"RUN {' '.join(command)} failed with exit status {status}", exit=exit_info)
+        os.rename(ContainerPaths.of(name).upper, upper)
+    finally:
+        os.close(devnull)
+        try:
+            if containers.observe(name).exists:  # a step that failed to start was undone already
+                containers.remove(name, force=True)
+        finally:
+            containers.close()

@@ -311,3 +311,24 @@ def lgetxattr_at(dir_fd: int, name: str, key: str) -> bytes:
 def syncfs(fd: int) -> None:
     """Flush the filesystem holding `fd` (one call instead of an fsync per extracted file)."""
     _check(_libc().syncfs(fd), "syncfs")
+
+
+# -- network ---------------------------------------------------------------------------------
+_SIOCGIFFLAGS = 0x8913
+_SIOCSIFFLAGS = 0x8914
+_IFF_UP = 0x1
+
+
+def loopback_up() -> None:
+    """Bring `lo` up in the current network namespace (a new one starts with it down).
+
+    Two ioctls on a socket: cheaper than netlink for this one flag, and needs no library.
+    """
+    import fcntl
+    import socket
+    import struct
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        ifreq = struct.pack("16sH14x", b"lo", 0)
+        flags = struct.unpack("16sH14x", fcntl.ioctl(sock.fileno(), _SIOCGIFFLAGS, ifreq))[1]
+        fcntl.ioctl(sock.fileno(), _SIOCSIFFLAGS, struct.pack("16sH14x", b"lo", flags | _IFF_UP))

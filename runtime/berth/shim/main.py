@@ -101,6 +101,8 @@ def _child(cfg: dict[str, Any], namespaces: list[str], error_fd: int) -> None:
             finally:
                 os.close(fd)
         k.unshare(flags)
+        if flags & k.CLONE_NEWNET:
+            k.loopback_up()
         rootfs.build(cfg)
         if cfg.get("hostname") and "uts" in cfg["namespaces"]:
             k.sethostname(str(cfg["hostname"]))
