@@ -453,3 +453,20 @@ def test_update_changes_limits_of_a_running_container_live(box: Box) -> None:
     assert box.inspect("elastic")["spec"]["resources"]["memory_max"] == 128 * 2**20  # kept for restarts
     stats = box.lab.berth(box.host, "stats", "elastic")["data"][0]
     assert stats["memory_max"] == 128 * 2**20 and stats["tasks"] == 1 and stats["memory_bytes"] > 0
+
+
+def test_the_default_seccomp_filter_refuses_what_podmans_does(box: Box) -> None:
+    # Creating a user namespace needs no capability: only the filter refuses it.
+    script = "grep -c '^Seccomp:.2' /proc/self/status; unshare -U true 2>/dev/null; echo $?"
+    assert box.run("filtered", "sh", "-c", script, opts=("--rm",)).stdout.split() == ["1", "1"]
+    free = box.run("unfiltered", "sh", "-c", script, opts=("--rm", "--security-opt", "seccomp=unconfined"))
+    assert free.stdout.split() == ["0", "0"]
+    # A capability re-enables the calls podman ties to it: mount with SYS_ADMIN.
+    out = box.run(
+        "admin",
+        "sh",
+        "-c",
+        "mkdir -p /m && mount -t tmpfs x /m && echo mounted",
+        opts=("--rm", "--cap-add", "SYS_ADMIN"),
+    )
+    assert out.stdout.strip() == "mounted"

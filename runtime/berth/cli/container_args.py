@@ -43,7 +43,9 @@ def add_spec_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cap-add", action="append", default=[])
     p.add_argument("--cap-drop", action="append", default=[])
     p.add_argument("--privileged", action="store_true", default=None)
-    p.add_argument("--security-opt", action="append", default=[], metavar="no-new-privileges")
+    p.add_argument(
+        "--security-opt", action="append", default=[], metavar="no-new-privileges|seccomp=unconfined"
+    )
     p.add_argument("-l", "--label", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--slice", help="a group name (berth-NAME.slice) or a full slice unit name")
     p.add_argument("--network", choices=("none", "host"))
@@ -103,9 +105,14 @@ def spec_from_args(args: argparse.Namespace) -> dict[str, Any]:
     if args.cap_drop:
         doc["cap_drop"] = doc.get("cap_drop", []) + args.cap_drop
     for opt in args.security_opt:
-        if opt not in ("no-new-privileges", "no-new-privileges:true"):
-            raise InvalidInput(f"--security-opt {opt!r} is not supported (only no-new-privileges)")
-        doc["no_new_privileges"] = True
+        if opt in ("no-new-privileges", "no-new-privileges:true"):
+            doc["no_new_privileges"] = True
+        elif opt == "seccomp=unconfined":
+            doc["seccomp"] = "unconfined"
+        else:
+            raise InvalidInput(
+                f"--security-opt {opt!r} is not supported (no-new-privileges, seccomp=unconfined)"
+            )
     mounts = list(doc.get("mounts", []))
     for vol in args.volume:
         parts = vol.split(":")

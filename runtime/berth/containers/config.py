@@ -9,6 +9,7 @@ from typing import Any
 from berth.containers.capabilities import CAP_NUMBER
 from berth.containers.image_source import process
 from berth.containers.paths import ContainerPaths
+from berth.containers.seccomp_profile import default_profile
 from berth.containers.spec import ContainerSpec
 from berth.network.containers import network_hooks
 from berth.systemd.properties import Property, to_dbus
@@ -84,6 +85,9 @@ def shim_config(
             "user": user,
             "capabilities": sorted(CAP_NUMBER[c] for c in spec.capabilities),
             "no_new_privileges": spec.no_new_privileges,
+            "seccomp": None
+            if spec.privileged or spec.seccomp == "unconfined"
+            else default_profile(set(spec.capabilities)),
         },
         "netns_path": netns_path,
         "exit_file": str(paths.exit_file),

@@ -58,6 +58,7 @@ CONTAINER_SPEC_SCHEMA: dict[str, Any] = {
         "cap_drop": _STR_LIST,
         "privileged": {"type": "boolean"},
         "no_new_privileges": {"type": "boolean"},
+        "seccomp": {"enum": ["default", "unconfined"]},
         "labels": _STR_MAP,
         "slice": {"type": ["string", "null"]},
         "network": {"type": "string", "minLength": 1},

@@ -74,6 +74,7 @@ class ContainerSpec:
     capabilities: tuple[str, ...] = ()
     privileged: bool = False
     no_new_privileges: bool = False
+    seccomp: str = "default"  # or "unconfined"
     labels: tuple[tuple[str, str], ...] = ()
     slice: str = "berth.slice"
     network: str = "none"
@@ -107,6 +108,7 @@ class ContainerSpec:
             "capabilities": list(self.capabilities),
             "privileged": self.privileged,
             "no_new_privileges": self.no_new_privileges,
+            "seccomp": self.seccomp,
             "labels": dict(self.labels),
             "slice": self.slice,
             "network": self.network,
@@ -135,6 +137,7 @@ class ContainerSpec:
             capabilities=tuple(doc["capabilities"]),
             privileged=doc["privileged"],
             no_new_privileges=doc["no_new_privileges"],
+            seccomp=doc.get("seccomp", "default"),
             labels=tuple(sorted(doc["labels"].items())),
             slice=doc["slice"],
             network=doc["network"],
@@ -312,6 +315,7 @@ def parse_spec(doc: Any) -> ContainerSpec:
         capabilities=tuple(sorted(caps)),
         privileged=privileged,
         no_new_privileges=bool(doc.get("no_new_privileges")),
+        seccomp=doc.get("seccomp", "default"),
         labels=tuple(sorted((doc.get("labels") or {}).items())),
         slice=_slice(doc.get("slice")),
         network=network,

@@ -6,6 +6,7 @@ import os
 from typing import Any
 
 from berth import kernel as k
+from berth.shim import seccomp  # imported up front: after pivot_root the package is out of reach
 from berth.shim.rootfs import SetupError
 
 
@@ -50,6 +51,10 @@ def exec_process(proc: dict[str, Any], error_fd: int) -> None:
     caps = frozenset(proc["capabilities"])
     k.drop_bounding_capabilities(caps)
     uid, gid, groups = resolve_user(proc.get("user") or "0")
+    if proc.get("seccomp"):
+        # Loaded while CAP_SYS_ADMIN is still effective (no_new_privs is optional); nothing that
+        # follows (setgroups, setuid, capset, execve) is a call the profile denies.
+        seccomp.install(proc["seccomp"])
     os.setgroups(groups)
     os.setgid(gid)
     os.setuid(uid)  # for uid != 0 the kernel clears effective and permitted capabilities
