@@ -470,3 +470,26 @@ def test_the_default_seccomp_filter_refuses_what_podmans_does(box: Box) -> None:
         opts=("--rm", "--cap-add", "SYS_ADMIN"),
     )
     assert out.stdout.strip() == "mounted"
+
+
+def test_many_layers_beyond_the_mount_option_page(box: Box) -> None:
+    """200 layers with long paths: the lowerdir option would not fit a page; lowerdir+ does."""
+    base = "/var/lib/berth/many-layers"
+    script = (
+        f"rm -rf {base}; mkdir -p {base}; "
+        f"for i in $(seq -w 1 200); do d={base}/layer-$i-{'x' * 40}; "
+        "mkdir -p $d/data; echo $i > $d/data/$i; done"
+    )
+    box.sh("sh", "-c", script)
+    layers = [f"{base}/layer-{i:03d}-{'x' * 40}" for i in range(1, 201)]
+    assert len(":".join(layers)) > 4096
+    spec = {
+        "name": "layered",
+        "layers": [ROOTFS, *layers],
+        "command": ["sh", "-c", "ls /data | wc -l; cat /data/200"],
+    }
+    box.names.add("layered")
+    box.lab.run(box.host, ["sh", "-c", "cat > /var/lib/berth/layered.json"], input=json.dumps(spec))
+    out = box.lab.run(box.host, ["berth", "run", "--rm", "-f", "/var/lib/berth/layered.json"]).stdout.split()
+    assert out == ["200", "200"]
+    box.sh("rm", "-rf", base, "/var/lib/berth/layered.json")
