@@ -424,6 +424,11 @@ def test_exec_joins_the_containers_namespaces_cgroup_and_confinement(box: Box) -
     assert (
         box.lab.run(box.host, ["berth", "exec", "target", "sh", "-c", "exit 9"], check=False).returncode == 9
     )
+    piped = box.lab.run(box.host, ["berth", "exec", "-i", "target", "cat"], input="through stdin\n")
+    assert piped.stdout == "through stdin\n"
+    # -t: a terminal of the container's own devpts, driven through script(1)'s pty here.
+    tty = box.lab.run(box.host, ["script", "-qc", "berth exec -it target tty", "/dev/null"], input="")
+    assert tty.stdout.strip().startswith("/dev/pts/")
     missing = box.lab.run(box.host, ["berth", "exec", "target", "/no/such"], check=False)
     assert missing.returncode == 127 and "No such file" in missing.stderr
 

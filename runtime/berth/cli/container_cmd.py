@@ -30,6 +30,8 @@ def register(sub: Any) -> None:
         p = add_command(sub, name, fn, text)
         p.add_argument("names", nargs="+", metavar="NAME")
     ex = add_command(sub, "exec", run_exec, "run a command inside a running container")
+    ex.add_argument("-i", "--interactive", action="store_true", help="keep stdin attached")
+    ex.add_argument("-t", "--tty", action="store_true", help="allocate a pseudo-terminal in the container")
     ex.add_argument("-e", "--env", action="append", default=[], metavar="KEY=VALUE")
     ex.add_argument("-u", "--user", metavar="USER[:GROUP]")
     ex.add_argument("-w", "--workdir")
@@ -217,7 +219,18 @@ def run_exec(args: argparse.Namespace) -> Result:
     observed = _containers().require(args.name)
     if not observed.running or not observed.live.main_pid:
         raise Conflict(f"container {args.name} is not running")
-    request = {"args": command, "env": pairs(args.env, "--env"), "user": args.user, "workdir": args.workdir}
+    request: dict[str, Any] = {
+        "args": command,
+        "env": pairs(args.env, "--env"),
+        "user": args.user,
+        "workdir": args.workdir,
+        "interactive": args.interactive,
+        "tty": args.tty,
+        "term": os.environ.get("TERM"),
+    }
+    if args.tty and os.isatty(1):
+        size = os.get_terminal_size(1)
+        request["winsize"] = [size.lines, size.columns]
     shim = [sys.executable, "-S", str(SHIM), "exec", str(ContainerPaths.of(args.name).config)]
     sys.stdout.flush()
     os.execv(sys.executable, [*shim, str(observed.live.main_pid), json.dumps(request)])

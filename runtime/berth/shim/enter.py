@@ -7,10 +7,15 @@ only, and run in a fresh process: setns(CLONE_NEWNS) refuses a multi-threaded ca
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+import selectors
 import signal
+import struct
 import sys
+import termios
+import tty
 from typing import Any
 
 from berth import kernel as k
@@ -50,6 +55,71 @@ def _cgroup_dirs(pid: int) -> list[str]:
     return dirs
 
 
+# ioctls of the pty layer (asm-generic/ioctls.h)
+TIOCSPTLCK, TIOCGPTN, TIOCSCTTY = 0x40045431, 0x80045430, 0x540E
+TIOCGWINSZ, TIOCSWINSZ = 0x5413, 0x5414
+
+
+def _open_pty() -> tuple[int, str]:
+    """A pty pair in the container's own devpts (we are in its mount namespace by now)."""
+    master = os.open("/dev/ptmx", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+    fcntl.ioctl(master, TIOCSPTLCK, struct.pack("i", 0))
+    number = struct.unpack("I", fcntl.ioctl(master, TIOCGPTN, b"\0" * 4))[0]
+    return master, f"/dev/pts/{number}"
+
+
+def _child_stdio(pty: tuple[int, str] | None, interactive: bool, winsize: list[int] | None) -> None:
+    if pty is not None:
+        os.setsid()
+        slave = os.open(pty[1], os.O_RDWR)
+        fcntl.ioctl(slave, TIOCSCTTY, 0)
+        if winsize:
+            fcntl.ioctl(slave, TIOCSWINSZ, struct.pack("HHHH", winsize[0], winsize[1], 0, 0))
+        for fd in (0, 1, 2):
+            os.dup2(slave, fd)
+        os.close(slave)
+    elif not interactive:
+        null = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(null, 0)
+        os.close(null)
+
+
+def _copy_winsize(master: int) -> None:
+    try:
+        fcntl.ioctl(master, TIOCSWINSZ, fcntl.ioctl(0, TIOCGWINSZ, b"\0" * 8))
+    except OSError:
+        pass
+
+
+def _relay(master: int) -> None:
+    """Copy our stdin to the pty and the pty to our stdout until the other side closes."""
+    saved = termios.tcgetattr(0) if os.isatty(0) else None
+    if saved is not None:
+        tty.setraw(0)
+        _copy_winsize(master)
+    sel = selectors.DefaultSelector()
+    sel.register(master, selectors.EVENT_READ)
+    sel.register(0, selectors.EVENT_READ)
+    try:
+        while True:
+            for key, _ in sel.select():
+                try:
+                    data = os.read(key.fd, 65536)
+                except OSError:  # EIO: the last process on the pty is gone
+                    data = b""
+                if key.fd == master:
+                    if not data:
+                        return
+                    os.write(1, data)
+                elif data:
+                    os.write(master, data)
+                else:
+                    sel.unregister(0)  # our stdin ended; the program may still be writing
+    finally:
+        if saved is not None:
+            termios.tcsetattr(0, termios.TCSADRAIN, saved)
+
+
 def enter(cfg: dict[str, Any], pid: int, request: dict[str, Any]) -> int:
     for d in _cgroup_dirs(pid):
         try:
@@ -62,14 +132,18 @@ def enter(cfg: dict[str, Any], pid: int, request: dict[str, Any]) -> int:
     for fd, flag in fds:
         k.setns(fd, flag)
         os.close(fd)
+    pty = _open_pty() if request.get("tty") else None
     error_r, error_w = os.pipe2(os.O_CLOEXEC)
     child = os.fork()
     if child == 0:
         os.close(error_r)
         try:
+            _child_stdio(pty, bool(request.get("interactive")), request.get("winsize"))
             process = dict(cfg["process"])
             env = dict(item.split("=", 1) for item in process["env"])
             env.update(request.get("env") or {})
+            if pty is not None:
+                env.setdefault("TERM", request.get("term") or "xterm")
             process.update(
                 args=request["args"],
                 env=[f"{key}={value}" for key, value in env.items()],
@@ -82,8 +156,13 @@ def enter(cfg: dict[str, Any], pid: int, request: dict[str, Any]) -> int:
             os.write(error_w, json.dumps({"error": text}).encode())
         os._exit(127)
     os.close(error_w)
-    for sig in FORWARDED:
-        signal.signal(sig, lambda s, _f: os.kill(child, s))
+    if pty is not None:
+        master, _ = pty
+        signal.signal(signal.SIGWINCH, lambda _s, _f: _copy_winsize(master))
+        _relay(master)
+    else:
+        for sig in FORWARDED:
+            signal.signal(sig, lambda s, _f: os.kill(child, s))
     with os.fdopen(error_r, "rb") as pipe:
         report = pipe.read()
     _, status = os.waitpid(child, 0)
