@@ -309,6 +309,8 @@ class Containers:
         paths.exit_file.unlink(missing_ok=True)
         paths.error_file.unlink(missing_ok=True)
         props, warnings = unit_properties(spec, paths, cgroup_unified(), stdio)
+        if config["process"]["seccomp"] is None and not spec.privileged and spec.seccomp == "default":
+            warnings.append("seccomp: berth has no syscall table for this architecture; no filter is loaded")
         unit = unit_name(spec.name)
         self._reset_failed(unit)
         try:
