@@ -12,13 +12,31 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from berth.cli import container_cmd, image_cmd, lab_cmd, slice_cmd, system_cmd, unit_cmd, version_cmd
+from berth.cli import (
+    container_cmd,
+    image_cmd,
+    lab_cmd,
+    network_cmd,
+    slice_cmd,
+    system_cmd,
+    unit_cmd,
+    version_cmd,
+)
 from berth.cli.common import json_parent
 from berth.cli.output import emit_error, emit_result
 from berth.cli.result import Result
 from berth.errors import BerthError
 
-COMMAND_MODULES = (version_cmd, lab_cmd, unit_cmd, container_cmd, system_cmd, slice_cmd, image_cmd)
+COMMAND_MODULES = (
+    version_cmd,
+    lab_cmd,
+    unit_cmd,
+    container_cmd,
+    system_cmd,
+    slice_cmd,
+    image_cmd,
+    network_cmd,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

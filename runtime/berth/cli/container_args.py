@@ -48,7 +48,19 @@ def add_spec_flags(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("-l", "--label", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--slice", help="a group name (berth-NAME.slice) or a full slice unit name")
-    p.add_argument("--network", choices=("none", "host"))
+    p.add_argument(
+        "--network",
+        metavar="none|host|bridge|NAME[,NAME...]",
+        help="network mode, or the networks to join (bridge: the default network berth)",
+    )
+    p.add_argument(
+        "-p",
+        "--publish",
+        action="append",
+        default=[],
+        metavar="[HOSTIP:]HOSTPORT:CONTAINERPORT[/tcp|udp]",
+        help="publish a container port on the host (needs a network)",
+    )
     p.add_argument("-m", "--memory", metavar="SIZE", help="MemoryMax")
     p.add_argument("--memory-high", metavar="SIZE")
     p.add_argument("--memory-swap-max", metavar="SIZE")
@@ -91,9 +103,15 @@ def spec_from_args(args: argparse.Namespace) -> dict[str, Any]:
         "name": args.name, "workdir": args.workdir, "user": args.user, "hostname": args.hostname,
         "read_only": args.read_only, "restart": args.restart, "stop_signal": args.stop_signal,
         "stop_timeout": args.stop_timeout, "privileged": args.privileged, "slice": args.slice,
-        "network": args.network,
     }  # fmt: skip
     doc.update({k: v for k, v in simple.items() if v is not None})
+    if args.network is not None:
+        first, *more = args.network.split(",")
+        doc["network"] = first
+        if more:
+            doc["networks"] = more
+    if args.publish:
+        doc["ports"] = list(doc.get("ports", [])) + args.publish
     if args.entrypoint is not None:
         doc["entrypoint"] = [args.entrypoint] if args.entrypoint else []
     if args.env:

@@ -1,0 +1,141 @@
+"""`berth network create|ls|inspect|rm|switch|ports|restore`."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from berth.cli.common import add_command
+from berth.cli.result import Result
+
+
+def register(sub: Any) -> None:
+    network = sub.add_parser("network", help="container networks: bridges, addresses, published ports")
+    nsub = network.add_subparsers(dest="network_command", required=True, metavar="COMMAND")
+    create = add_command(
+        nsub, "create", run_create, "create a network (a bridge, a subnet)", "network create"
+    )
+    create.add_argument("name")
+    create.add_argument("--subnet", metavar="CIDR", help="IPv4 subnet (default: a free /24 of 10.89.0.0/16)")
+    create.add_argument("--gateway", metavar="IP", help="the bridge's address (default: the first host)")
+    create.add_argument("--bridge", metavar="IFNAME", help="bridge interface name (default: berthN)")
+    create.add_argument(
+        "--no-masquerade", dest="masquerade", action="store_false", help="no outbound NAT for this network"
+    )
+    create.add_argument("--check", action="store_true", help="plan only: change nothing")
+    add_command(nsub, "ls", run_ls, "list networks", "network ls")
+    inspect = add_command(
+        nsub, "inspect", run_inspect, "networks with their containers, leases, ports", "network inspect"
+    )
+    inspect.add_argument("names", nargs="+", metavar="NAME")
+    rm = add_command(nsub, "rm", run_rm, "remove networks no container uses", "network rm")
+    rm.add_argument("names", nargs="+", metavar="NAME")
+    rm.add_argument("--check", action="store_true", help="plan only: change nothing")
+    switch = add_command(
+        nsub,
+        "switch",
+        run_switch,
+        "point a published port at another running container, atomically (established "
+        "connections finish where they are)",
+        "network switch",
+    )
+    switch.add_argument("port", metavar="[HOSTIP:]HOSTPORT[/tcp|udp]")
+    switch.add_argument("container")
+    switch.add_argument(
+        "--container-port", type=int, metavar="N", help="the port inside the container (default: unchanged)"
+    )
+    add_command(nsub, "ports", run_ports, "published ports and the containers holding them", "network ports")
+    add_command(
+        nsub,
+        "restore",
+        run_restore,
+        "at boot: bridges and the nftables table from state (idempotent)",
+        "network restore",
+    )
+
+
+def _networks() -> Any:
+    from berth.network.manager import Networks
+
+    return Networks()
+
+
+def run_create(args: argparse.Namespace) -> Result:
+    net, actions = _networks().create(
+        args.name, args.subnet, args.gateway, args.bridge, args.masquerade, check=args.check
+    )
+    return Result(
+        data={**net.to_json(), "check_mode": args.check},
+        changed=bool(actions),
+        actions=actions,
+        text=lambda: f"{net.name} {net.subnet} ({net.bridge})",
+    )
+
+
+def run_ls(args: argparse.Namespace) -> Result:
+    rows = _networks().ls()
+
+    def text() -> str:
+        lines = [f"{'NAME':<20} {'BRIDGE':<16} {'SUBNET':<18} {'GATEWAY':<16} CONTAINERS"]
+        for r in rows:
+            lines.append(
+                f"{r['name']:<20} {r['bridge']:<16} {r['subnet']:<18} {r['gateway']:<16} "
+                f"{','.join(r['containers'])}"
+            )
+        return "\n".join(lines)
+
+    return Result(data=rows, text=text)
+
+
+def run_inspect(args: argparse.Namespace) -> Result:
+    n = _networks()
+    return Result(data=[n.inspect(name) for name in args.names])
+
+
+def run_rm(args: argparse.Namespace) -> Result:
+    n = _networks()
+    actions = []
+    for name in args.names:
+        actions += n.remove(name, check=args.check)
+    return Result(
+        data={"names": args.names, "check_mode": args.check},
+        changed=bool(actions),
+        actions=actions,
+        text=lambda: "\n".join(args.names),
+    )
+
+
+def run_switch(args: argparse.Namespace) -> Result:
+    from berth.plan import Action
+
+    data = _networks().switch(args.port, args.container, args.container_port)
+    changed = data.pop("changed")
+    moved = Action("switch-port", data["port"], {"from": data["from"], "to": data["to"]})
+    return Result(
+        data=data,
+        changed=changed,
+        actions=[moved] if changed else [],
+        text=lambda: f"{data['port']}: {data['from'] or '-'} -> {data['to']}",
+    )
+
+
+def run_ports(args: argparse.Namespace) -> Result:
+    from berth.network import state
+
+    rows = [
+        {"key": key, "port": str(port), **port.to_json(), "container": holder}
+        for key, (port, holder) in sorted(state.get_ports().items())
+    ]
+    return Result(data=rows, text=lambda: "\n".join(f"{r['port']:<32} {r['container']}" for r in rows))
+
+
+def run_restore(args: argparse.Namespace) -> Result:
+    from berth.plan import Action
+
+    report = _networks().restore()
+    return Result(
+        data=report,
+        changed=bool(report),
+        actions=[Action(r["action"], r["name"]) for r in report],
+        text=lambda: "\n".join(f"{r['name']}: {r['action']}" for r in report) or "nothing to restore",
+    )

@@ -1,0 +1,63 @@
+"""plan(desired, observed) -> actions for networks. Pure: every refusal happens here, before
+anything changes."""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+
+from berth.errors import Conflict
+from berth.network.model import Network, overlapping
+from berth.plan import Action
+
+
+@dataclass(frozen=True)
+class HostView:
+    """What the host has now, as far as a network plan cares."""
+
+    networks: dict[str, Network]
+    links: set[str]
+    routes: list[ipaddress.IPv4Network]  # routes of the host, Berth's own bridges excluded
+    users: dict[str, list[str]] = field(default_factory=dict)  # network -> containers using it
+
+
+def plan_create(net: Network, host: HostView) -> list[Action]:
+    """Create `net`; nothing if an identical network exists; Conflict for any clash."""
+    existing = host.networks.get(net.name)
+    if existing is not None:
+        if existing == net:
+            return []
+        raise Conflict(
+            f"network {net.name} exists with other settings ({existing.subnet}, bridge {existing.bridge}): "
+            "remove it first",
+            existing=existing.to_json(),
+        )
+    others = [n for n in host.networks.values() if n.name != net.name]
+    clash = overlapping(net.subnet, [n.subnet for n in others])
+    if clash:
+        owner = next(n.name for n in others if str(n.subnet) in clash)
+        raise Conflict(f"subnet {net.subnet} overlaps network {owner} ({clash[0]})", subnet=str(net.subnet))
+    routed = overlapping(net.subnet, host.routes)
+    if routed:
+        raise Conflict(
+            f"subnet {net.subnet} collides with a route of this host ({', '.join(routed)})",
+            subnet=str(net.subnet),
+            routes=routed,
+        )
+    if net.bridge in host.links or any(n.bridge == net.bridge for n in others):
+        raise Conflict(
+            f"bridge name {net.bridge} is taken by an existing network interface", bridge=net.bridge
+        )
+    return [Action("create-network", net.name, net.to_json())]
+
+
+def plan_remove(name: str, host: HostView) -> list[Action]:
+    if name not in host.networks:
+        return []
+    users = host.users.get(name, [])
+    if users:
+        raise Conflict(
+            f"network {name} is in use by container(s) {', '.join(sorted(users))}: remove them first",
+            containers=sorted(users),
+        )
+    return [Action("remove-network", name, {"bridge": host.networks[name].bridge})]
