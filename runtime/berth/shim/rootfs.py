@@ -92,11 +92,16 @@ def _remount_ro(root_fd: int, path: str, extra: int = 0) -> None:
 
 
 def _make_ro(root_fd: int, path: str, extra: int = 0) -> None:
+    _remount(root_fd, path, k.MS_RDONLY | extra)
+
+
+def _remount(root_fd: int, path: str, flags: int) -> None:
+    """Set the flags of the bind mount at `path`, resolved again so the new mount is the one named."""
     fd = _resolve(root_fd, path)
     try:
-        k.mount(None, f"/proc/self/fd/{fd}", None, k.MS_REMOUNT | k.MS_BIND | k.MS_RDONLY | extra)
+        k.mount(None, f"/proc/self/fd/{fd}", None, k.MS_REMOUNT | k.MS_BIND | flags)
     except OSError as exc:
-        raise SetupError(f"cannot make {path} read-only: {exc.strerror}") from exc
+        raise SetupError(f"cannot set the options of mount {path}: {exc.strerror}") from exc
     finally:
         os.close(fd)
 
@@ -189,7 +194,9 @@ def _populate(root_fd: int, cfg: dict[str, Any]) -> None:
 
     for target, source in sorted(cfg.get("files", {}).items()):
         _mount_at(root_fd, target, source, None, k.MS_BIND, create="file")
-        _remount_file_flags(root_fd, target, k.MS_RDONLY if target == "/etc/hostname" else 0)
+        _remount(
+            root_fd, target, k.MS_NOSUID | k.MS_NODEV | (k.MS_RDONLY if target == "/etc/hostname" else 0)
+        )
 
     for m in cfg.get("mounts", []):
         _user_mount(root_fd, m)
@@ -208,16 +215,6 @@ def _populate(root_fd: int, cfg: dict[str, Any]) -> None:
             _remount_ro(root_fd, path, nsd | k.MS_NOEXEC)
 
 
-def _remount_file_flags(root_fd: int, path: str, flags: int) -> None:
-    fd = _resolve(root_fd, path)
-    try:
-        k.mount(
-            None, f"/proc/self/fd/{fd}", None, k.MS_REMOUNT | k.MS_BIND | k.MS_NOSUID | k.MS_NODEV | flags
-        )
-    finally:
-        os.close(fd)
-
-
 def _user_mount(root_fd: int, m: dict[str, Any]) -> None:
     target = m["target"]
     nsd = k.MS_NOSUID | k.MS_NODEV
@@ -228,14 +225,7 @@ def _user_mount(root_fd: int, m: dict[str, Any]) -> None:
     source = m["source"]
     kind = "dir" if os.path.isdir(source) else "file"
     _mount_at(root_fd, target, source, None, k.MS_BIND | k.MS_REC, create=kind)
-    extra = nsd | (k.MS_RDONLY if m.get("read_only") else 0)
-    fd = _resolve(root_fd, target)
-    try:
-        k.mount(None, f"/proc/self/fd/{fd}", None, k.MS_REMOUNT | k.MS_BIND | extra)
-    except OSError as exc:
-        raise SetupError(f"cannot set options of mount {target}: {exc.strerror}") from exc
-    finally:
-        os.close(fd)
+    _remount(root_fd, target, nsd | (k.MS_RDONLY if m.get("read_only") else 0))
 
 
 def _mask(root_fd: int, path: str) -> None:
