@@ -74,7 +74,20 @@ def tail(unit: str, lines: int = 10, since: float | None = None) -> list[Entry]:
     Waits (at most RETRIES * RETRY_DELAY) for the line in which systemd reports the failure and
     for a line that says why: the two come from different processes and reach journald in any order.
     """
-    argv = ["journalctl", "-u", unit, "-n", str(lines), "-o", "json", "--no-pager"]
+    # Not `-u`: systemd's exec child reports why it failed ("Failed at step EXEC ...") with
+    # UNIT=<unit>, and it is often gone before journald could read its cgroup, so that line
+    # carries no _SYSTEMD_UNIT and `-u` would miss it.
+    argv = [
+        "journalctl",
+        "-n",
+        str(lines),
+        "-o",
+        "json",
+        "--no-pager",
+        f"_SYSTEMD_UNIT={unit}",
+        "+",
+        f"UNIT={unit}",
+    ]
     if since is not None:
         argv.append(f"--since=@{int(since)}")
     entries = _read(argv)
