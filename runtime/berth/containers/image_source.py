@@ -54,11 +54,13 @@ def resolve(spec: ContainerSpec) -> Source:
 
 def release(name: str) -> None:
     """The container is gone: its image may be pruned now (if nothing else uses it)."""
+    from berth.state.store import data_dir
+
+    # Checked before importing the store: most removals (rootfs containers) have nothing to release.
+    if not (data_dir() / "images" / "uses" / f"{holder(name)}.json").exists():
+        return
     from berth.images.store import ImageStore
 
-    root = ImageStore().root
-    if not (root / "uses" / f"{holder(name)}.json").exists():
-        return
     with ImageStore().locked() as store:
         store.release_use(holder(name))
 
