@@ -5,10 +5,11 @@ SHELL := /bin/bash
 
 VENV ?= $(CURDIR)/.venv
 PY := $(VENV)/bin/python
-PYTEST_ARGS ?=
+# The slow variants (a million-entry layer, long fault-injection runs) run with `make test-slow`.
+PYTEST_ARGS ?= -m "not slow"
 STAMP := $(VENV)/.berth-deps
 
-.PHONY: help deps lint unit sanity integration test demo bench clean
+.PHONY: help deps lint unit sanity integration test test-slow demo bench clean
 
 help:
 	@echo "make demo   - boot a local fleet of systemd hosts and run Berth on it (then tear down)"
@@ -43,6 +44,9 @@ integration: deps
 # One pytest run for unit and integration tests, so the suite ends on one summary line.
 test: deps lint sanity
 	$(PY) -m pytest tests $(PYTEST_ARGS)
+
+test-slow: deps
+	$(PY) -m pytest tests -m slow
 
 demo: deps
 	VENV=$(VENV) scripts/demo.sh
