@@ -6,7 +6,7 @@ SHELL := /bin/bash
 VENV ?= $(CURDIR)/.venv
 PY := $(VENV)/bin/python
 # The slow variants (a million-entry layer, long fault-injection runs) run with `make test-slow`.
-PYTEST_ARGS ?= -m "not slow"
+PYTEST_ARGS ?= -m "not slow and not vm"
 STAMP := $(VENV)/.berth-deps
 
 .PHONY: help deps lint unit sanity integration test test-slow demo bench clean
@@ -44,6 +44,9 @@ integration: deps
 # One pytest run for unit and integration tests, so the suite ends on one summary line.
 test: deps lint sanity
 	$(PY) -m pytest tests $(PYTEST_ARGS)
+
+test-vm: deps
+	$(PY) -m pytest tests -m vm
 
 test-slow: deps
 	$(PY) -m pytest tests -m slow

@@ -38,6 +38,12 @@ SECTIONS: list[tuple[str, str, str, str]] = [
         "podman's image made from it by `podman import`, the floor's `chroot`.",
     ),
     ("images", "images", "Images", ""),
+    (
+        "lab_vm",
+        "lab_vm",
+        "`berth lab up --vm`: cgroup v2 hosts under qemu (software emulation)",
+        "One VM at a time on the shared 2-core machine; boot figures move with its load, recorded alongside.",
+    ),
     ("network", "network", "Networking", ""),
 ]
 RESULTS = REPO / "bench" / "results" / "results.json"

@@ -107,3 +107,10 @@ class RegistryError(BerthError):
 
     kind = "registry-error"
     exit_code = 13
+
+
+class DeployFailed(BerthError):
+    """A deploy or rollback did not complete; `details` say why and where the host ended up."""
+
+    kind = "deploy-failed"
+    exit_code = 14

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
@@ -50,11 +51,31 @@ class Lab:
     addresses: dict[str, str]
     pids: dict[str, int]
     collections_path: str = ""
+    kind: str = "namespace"  # "vm": qemu hosts, reached over SSH (pids are the qemu processes)
     _envs: dict[str, str] = field(default_factory=dict)
+
+    def ssh_argv(self, host: str) -> list[str]:
+        """ssh to `host` as Ansible does: the lab's key, its pinned host keys."""
+        lab_dir = Path(self.inventory).parent
+        return [
+            "ssh", "-i", str(lab_dir / "id_ed25519"),
+            "-o", f"UserKnownHostsFile={lab_dir / 'known_hosts'}", "-o", "StrictHostKeyChecking=yes",
+            "-o", "GlobalKnownHostsFile=/dev/null", "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes",
+            "-o", "LogLevel=ERROR",
+            # one connection per host, reused: a handshake costs seconds under emulation
+            "-o", "ControlMaster=auto", "-o", f"ControlPath={lab_dir}/ssh-%C", "-o", "ControlPersist=300",
+            "-o", "ServerAliveInterval=5", "-o", "ServerAliveCountMax=3",
+            f"root@{self.addresses[host]}",
+        ]  # fmt: skip
 
     def refresh(self) -> None:
         data = berth("lab", "status", "--name", self.name)["data"]
         self.pids = {h["name"]: h["pid"] for h in data["hosts"]}
+        if self.kind == "vm":  # a rebooted VM: the shared SSH connection belongs to its last boot
+            for host in self.hosts:
+                argv = self.ssh_argv(host)
+                subprocess.run([*argv[:-1], "-O", "exit", argv[-1]],
+                               capture_output=True, timeout=30)  # fmt: skip
 
     def run(
         self,
@@ -65,9 +86,12 @@ class Lab:
         env: Mapping[str, str] | None = None,
         timeout: float = 120,
     ) -> subprocess.CompletedProcess[str]:
-        """Run `argv` inside `host` (all its namespaces), with a clean environment."""
+        """Run `argv` inside `host` (all its namespaces, or over SSH), with a clean environment."""
         env_args = [f"{k}={v}" for k, v in {"PATH": HOST_PATH, **(env or {})}.items()]
-        cmd = ["nsenter", "-t", str(self.pids[host]), "-a", "env", "-i", *env_args, *argv]
+        if self.kind == "vm":
+            cmd = [*self.ssh_argv(host), shlex.join(["env", "-i", *env_args, *argv])]
+        else:
+            cmd = ["nsenter", "-t", str(self.pids[host]), "-a", "env", "-i", *env_args, *argv]
         proc = subprocess.run(cmd, input=input, capture_output=True, text=True, timeout=timeout)
         if check and proc.returncode != 0:
             raise AssertionError(
@@ -133,14 +157,15 @@ def collections_path(tmp_path_factory: pytest.TempPathFactory) -> str:
     return str(root)
 
 
-def boot_lab(name: str, hosts: int) -> Lab:
-    data = berth("lab", "up", "--name", name, "--hosts", str(hosts))["data"]
+def boot_lab(name: str, hosts: int, vm: bool = False) -> Lab:
+    data = berth("lab", "up", "--name", name, "--hosts", str(hosts), *(["--vm"] if vm else []))["data"]
     return Lab(
         name=name,
         inventory=data["inventory"],
         hosts=[h["name"] for h in data["hosts"]],
         addresses={h["name"]: h["address"] for h in data["hosts"]},
         pids={h["name"]: h["pid"] for h in data["hosts"]},
+        kind=data["kind"],
     )
 
 
@@ -152,7 +177,8 @@ def down_stale_labs() -> None:
             hosts = json.loads(state_file.read_text())["hosts"]
         except (OSError, ValueError, KeyError):
             continue
-        alive = [h for h in hosts if h.get("systemd") and Path(f"/proc/{h['systemd']['pid']}").exists()]
+        refs = [h.get("qemu") or h.get("systemd") for h in hosts]  # a VM host's process is qemu
+        alive = [r for r in refs if r and Path(f"/proc/{r['pid']}").exists()]
         if not alive:
             berth("lab", "down", "--name", state_file.parent.name, check=False)
 
@@ -170,6 +196,46 @@ def lab(collections_path: str) -> Iterator[Lab]:
     finally:
         down = berth("lab", "down", "--name", name, check=False)
         assert down["ok"] and not down["data"]["leftovers"], down
+
+
+@pytest.fixture(scope="module")
+def vm_lab(collections_path: str) -> Iterator[Lab]:
+    """One cgroup v2 VM host (qemu, software emulation: slow, so one host and one VM at a time).
+
+    Module-scoped: the VM is up only while its module's tests run, not for the rest of the suite.
+    """
+    name = os.environ.get("BERTH_TEST_VM_LAB")
+    if name:  # a VM lab someone booted by hand (`berth lab up --vm --hosts 1 --name NAME`): kept up
+        data = berth("lab", "status", "--name", name)["data"]
+        assert data["kind"] == "vm" and all(h["running"] for h in data["hosts"]), data
+        yield Lab(
+            name=name,
+            inventory=data["inventory"],
+            hosts=[h["name"] for h in data["hosts"]],
+            addresses={h["name"]: h["address"] for h in data["hosts"]},
+            pids={h["name"]: h["pid"] for h in data["hosts"]},
+            collections_path=collections_path,
+            kind="vm",
+        )
+        return
+    name = f"v{os.getpid() % 100000}"
+    down_stale_labs()
+    fleet = boot_lab(name, 1, vm=True)
+    fleet.collections_path = collections_path
+    try:
+        yield fleet
+    finally:
+        try:
+            fleet.refresh()  # a reboot changes the qemu process
+        except AssertionError:
+            pass
+        down = berth("lab", "down", "--name", name, check=False)
+        assert down["ok"] and not down["data"]["leftovers"], down
+        # Checked from outside too: no qemu process, no tap, no disks.
+        links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
+        assert f"bt-{name}-" not in links and f"bbr-{name}:" not in links
+        assert not any(Path(f"/proc/{pid}").exists() for pid in fleet.pids.values())
+        assert not Path(fleet.inventory).parent.exists()
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Collection-side checks of berth.fleet (`make sanity`, part of `make test`):
-#   1. every module's documentation renders (ansible-doc);
+#   1. every module's and every role's documentation renders (ansible-doc);
 #   2. the artifact builds, installs, holds only what it should, and its modules load;
 #   3. ansible-test sanity passes, with empty ignore files;
 #   4. ansible-lint passes with the production profile.
@@ -59,6 +59,25 @@ listed=$(ANSIBLE_COLLECTIONS_PATH="$work/src" ansible-doc -t module -l berth.fle
 [ "$listed" -eq "${#modules[@]}" ] || fail "ansible-doc -l lists $listed modules, plugins/modules has ${#modules[@]}"
 echo "ok: ${#modules[@]} modules"
 
+roles=()
+for path in "$collection"/roles/*/; do
+    [ -d "$path" ] && roles+=("$(basename "$path")")
+done
+step "ansible-doc renders every role (${roles[*]:-none})"
+role_doc() {  # role_doc COLLECTIONS_PATH ROLE: its argument specs must render, entry point main included
+    if ! ANSIBLE_COLLECTIONS_PATH=$1 ansible-doc -t role "berth.fleet.$2" >"$work/doc.txt" 2>&1 \
+        || ! grep -q "^> ROLE: .*berth\.fleet\.$2" "$work/doc.txt" \
+        || ! grep -q "^ENTRY POINT: .*main" "$work/doc.txt"; then
+        cat "$work/doc.txt"
+        fail "ansible-doc -t role berth.fleet.$2 (collections path $1)"
+    fi
+}
+for role in "${roles[@]}"; do
+    [ -f "$collection/roles/$role/meta/argument_specs.yml" ] || fail "role $role has no meta/argument_specs.yml"
+    role_doc "$work/src" "$role"
+done
+echo "ok: ${#roles[@]} roles"
+
 step "ansible-galaxy collection build + install"
 ansible-galaxy collection build --output-path "$work/dist" "$collection" >/dev/null
 artifact=$(ls "$work"/dist/berth-fleet-*.tar.gz)
@@ -75,6 +94,9 @@ fi
 ANSIBLE_COLLECTIONS_PATH="$work/none" ansible-galaxy collection install --offline -p "$work/installed" "$artifact" >/dev/null 2>&1
 for module in "${modules[@]}"; do
     doc "$work/installed" "$module"
+done
+for role in "${roles[@]}"; do
+    role_doc "$work/installed" "$role"
 done
 echo "ok: $(basename "$artifact"), $(wc -l <"$work/artifact.txt") entries: $entries"
 

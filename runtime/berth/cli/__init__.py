@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 from berth.cli import (
     container_cmd,
+    deploy_cmd,
     image_cmd,
     lab_cmd,
     network_cmd,
@@ -36,6 +37,7 @@ COMMAND_MODULES = (
     slice_cmd,
     image_cmd,
     network_cmd,
+    deploy_cmd,
 )
 
 

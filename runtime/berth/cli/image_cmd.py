@@ -5,6 +5,8 @@ JSON contract (`data`):
   (planned ones with --check, and then `changed` means "would change").
 - ls: {"images": [{"digest", "id", "tags", "repo_digests", "size", "created", "platform", "source"}]}
 - inspect: the ls entry plus "config" (the image config) and "layers".
+- apply (declarative, used by the modules; see images/apply.py): {"name", "state", "digest", "image",
+  "check_mode"} plus a before/after `diff`.
 - rm/tag/prune: the actions applied. verify: {"ok", "problems", "checked", "repaired"}; problems
   found and not repaired are an `integrity-error`.
 Progress bars go to stderr only for people at a terminal; never with --json.
@@ -82,6 +84,15 @@ def register(sub: Any) -> None:
     p = add_command(images, "prune", run_prune, "remove what nothing uses", "image prune")
     p.add_argument("--all", action="store_true", help="also images that have tags but no user")
     p.add_argument("--check", action="store_true")
+    p = add_command(
+        images,
+        "apply",
+        run_apply,
+        "make an image present or absent (modules)",
+        "image apply",
+    )
+    p.add_argument("-f", "--file", required=True, metavar="SPEC", help="JSON (see images/apply.py) or -")
+    p.add_argument("--check", action="store_true", help="plan only: change nothing")
     p = add_command(images, "verify", run_verify, "re-hash and cross-check the store", "image verify")
     p.add_argument("--repair", action="store_true", help="remove what is broken (then pull again)")
 
@@ -517,3 +528,37 @@ def run_verify(args: argparse.Namespace) -> Result:
     if report.repaired:
         text += f"; repaired {len(report.repaired)} problem(s): pull or import again"
     return Result(data=data, changed=bool(report.repaired), text=lambda: text)
+
+
+def run_apply(args: argparse.Namespace) -> Result:
+    from berth.cli.common import read_json_input
+    from berth.images.apply import apply, validate
+
+    doc = validate(read_json_input(args.file))
+    outcome = apply(doc, args.check)
+    actions = outcome.planned if args.check else outcome.applied
+    state = doc["state"]
+    diff = {
+        "before": {"state": "present" if outcome.before else "absent", "image": outcome.before},
+        "after": {
+            "state": state,
+            "image": (outcome.after if not args.check else None) if state == "present" else None,
+        },
+    }
+    if args.check and state == "present":
+        diff["after"]["image"] = {"digest": outcome.digest} if outcome.digest else None
+    data = {
+        "name": doc["name"],
+        "state": state,
+        "digest": outcome.digest if state == "present" else None,
+        "image": outcome.after if state == "present" else None,
+        "check_mode": args.check,
+    }
+    return Result(
+        data=data,
+        changed=bool(actions),
+        actions=actions,
+        warnings=outcome.warnings,
+        diff=diff,
+        text=lambda: f"{doc['name']}: {_actions_text(actions, args.check)}",
+    )

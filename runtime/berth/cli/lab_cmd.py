@@ -17,7 +17,14 @@ def register(sub: Any) -> None:
     up = add_command(lab_sub, "up", run_up, "boot a lab of N hosts", "lab up")
     up.add_argument("--hosts", type=int, default=3, help="number of hosts (default 3)")
     up.add_argument("--subnet", help="IPv4 subnet for the lab (default: a free /24 of 10.251.0.0/16)")
-    up.add_argument("--boot-timeout", type=float, default=120.0, metavar="SECONDS")
+    up.add_argument(
+        "--vm",
+        action="store_true",
+        help="hosts are qemu VMs (software emulation) with cgroup v2, from an image the lab builds",
+    )
+    up.add_argument(
+        "--boot-timeout", type=float, metavar="SECONDS", help="per host (default 120, with --vm 600)"
+    )
 
     add_command(lab_sub, "down", run_down, "power off every host and remove everything", "lab down")
     add_command(lab_sub, "status", run_status, "each host's name, address and systemd PID", "lab status")
@@ -26,7 +33,11 @@ def register(sub: Any) -> None:
     )
     reboot = add_command(lab_sub, "reboot", run_reboot, "power a host off and boot it again", "lab reboot")
     reboot.add_argument("host")
-    reboot.add_argument("--boot-timeout", type=float, default=120.0, metavar="SECONDS")
+    reboot.add_argument("--boot-timeout", type=float, metavar="SECONDS")
+    image = add_command(
+        lab_sub, "image", run_image, "build the VM lab's base image if needed; say where it is", "lab image"
+    )
+    image.add_argument("--rebuild", action="store_true", help="build it even if it is cached")
 
     for parser in lab_sub.choices.values():
         parser.add_argument("--name", default="berth", help="lab name (default: berth)")
@@ -42,12 +53,13 @@ def _status_data(lab: Any, state: Any) -> dict[str, Any]:
     return {
         "name": state.name,
         "subnet": state.subnet,
+        "kind": state.kind,
         "inventory": str(lab.paths.inventory),
         "hosts": [
             {
                 "name": h.name,
                 "address": h.address.split("/")[0],
-                "pid": h.systemd.pid if h.systemd else None,
+                "pid": h.pid,
                 "running": h.running(),
                 "system_state": h.system_state,
                 "boot_seconds": h.boot_seconds,
@@ -67,7 +79,7 @@ def _status_text(data: dict[str, Any]) -> str:
 
 def run_up(args: argparse.Namespace) -> Result:
     lab = _lab(args)
-    state = lab.up(args.hosts, subnet=args.subnet, boot_timeout=args.boot_timeout)
+    state = lab.up(args.hosts, subnet=args.subnet, boot_timeout=args.boot_timeout, vm_hosts=args.vm)
     data = _status_data(lab, state)
     return Result(
         data=data,
@@ -108,10 +120,27 @@ def run_reboot(args: argparse.Namespace) -> Result:
     return Result(
         data={
             "name": host.name,
-            "pid": host.systemd.pid if host.systemd else None,
+            "pid": host.pid,
             "boot_seconds": host.boot_seconds,
         },
         changed=True,
         actions=[Action("reboot-host", host.name)],
         text=lambda: f"{host.name} rebooted in {host.boot_seconds} s",
+    )
+
+
+def run_image(args: argparse.Namespace) -> Result:
+    import time
+
+    from berth.lab import vm_image
+    from berth.lab.config import state_root
+
+    started = time.monotonic()
+    image, built = vm_image.ensure(state_root(), rebuild=args.rebuild)
+    data = {**image.info(), "built": built, "seconds": round(time.monotonic() - started, 1)}
+    return Result(
+        data=data,
+        changed=built,
+        actions=[Action("build-image", image.recipe_hash)] if built else [],
+        text=lambda: f"{image.dir} ({'built in ' + str(data['seconds']) + ' s' if built else 'cached'})",
     )

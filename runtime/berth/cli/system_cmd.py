@@ -42,15 +42,24 @@ def run_info(args: argparse.Namespace) -> Result:
 def run_restore(args: argparse.Namespace) -> Result:
     from berth.containers.manager import Containers
     from berth.containers.restore import restore
+    from berth.deployments.manager import Deployments, restore_all
     from berth.slices.manager import Slices
 
     slices = [{"name": unit, "action": "started", "restart": "always"} for unit in Slices().restore()]
-    report = slices + restore(Containers())
+    containers = Containers()
+    report = slices + restore(containers)
+    # After the containers: each deployment ends on one revision, serving (finishing or undoing
+    # a deploy a crash or the reboot interrupted).
+    deployed = restore_all(Deployments(containers))
+    report += deployed
     started = [r for r in report if r["action"] == "started"]
     return Result(
         data=report,
         changed=bool(report),
         actions=[Action(r["action"], r["name"]) for r in report],
         text=lambda: "\n".join(f"{r['name']}: {r['action']}" for r in report) or "nothing to restore",
-        exit_code=0 if len(started) == len([r for r in report if r["restart"] == "always"]) else 1,
+        exit_code=0
+        if len(started) == len([r for r in report if r["restart"] == "always"])
+        and not [r for r in deployed if r["action"] == "failed"]
+        else 1,
     )

@@ -14,7 +14,7 @@ from berth.containers.spec import ContainerSpec
 from berth.network.containers import network_hooks
 from berth.systemd.properties import Property, to_dbus
 from berth.systemd.sizes import INFINITY, percent_to_usec_per_sec
-from berth.units.limits import unenforced
+from berth.units.limits import cpuset_available, unenforced
 from berth.units.spec import RESOURCES
 
 SHIM = Path(__file__).resolve().parent.parent / "shim" / "main.py"
@@ -126,6 +126,9 @@ def unit_properties(
         "TasksAccounting": True,
         "CPUAccounting": True,
     }
+    extra = journal_fields(spec.labels)
+    if extra:
+        props["LogExtraFields"] = extra
     for key, commands in network_hooks(spec).items():
         props[key] = props.get(key, []) + commands
     if stdio is not None:
@@ -148,6 +151,20 @@ def unit_properties(
     return [to_dbus(name, value) for name, value in props.items()], warnings
 
 
+def journal_fields(labels: tuple[tuple[str, str], ...]) -> list[bytes]:
+    """`berth.*` labels as fields of every journal entry of the unit (LogExtraFields).
+
+    berth.deployment=shop becomes BERTH_DEPLOYMENT=shop, so `journalctl BERTH_DEPLOYMENT=shop`
+    finds the output of every container of a deployment, with its revision and image digest.
+    """
+    fields = []
+    for key, value in labels:
+        if key.startswith("berth.") and "\n" not in value:
+            field = "BERTH_" + "".join(ch if ch.isalnum() else "_" for ch in key[6:]).upper()
+            fields.append(f"{field}={value}".encode())
+    return fields
+
+
 def resource_properties(resources: dict[str, Any], unified: bool | None) -> tuple[dict[str, Any], list[str]]:
     """systemd properties for canonical resource fields, and what this host cannot enforce."""
     props: dict[str, Any] = {}
@@ -155,10 +172,11 @@ def resource_properties(resources: dict[str, Any], unified: bool | None) -> tupl
     for key, value in resources.items():
         if key == "cpus":
             cpus = [int(c) for c in str(value).split(",")]
-            if unified is False:
+            if not cpuset_available(unified):
                 props["CPUAffinity"] = cpus
+                why = "has cgroup v1" if unified is False else "has no cpuset controller delegated"
                 warnings.append(
-                    "cpus: this host has cgroup v1, so the CPUs are pinned with CPUAffinity "
+                    f"cpus: this host {why}, so the CPUs are pinned with CPUAffinity "
                     "(sched_setaffinity) rather than a cpuset cgroup (AllowedCPUs)"
                 )
             else:

@@ -86,6 +86,7 @@ class Containers:
 
     def stats(self, name: str) -> dict[str, Any]:
         """Usage from cgroup accounting, as systemd reads it (None: not accounted on this host)."""
+        from berth.containers.cgroup_files import STAT_KEYS, cgroup_stats
         from berth.systemd.client import SERVICE
         from berth.systemd.sizes import UINT64_MAX
 
@@ -100,6 +101,8 @@ class Containers:
                 "tasks": None,
                 "io_read_bytes": None,
                 "io_write_bytes": None,
+                "memory_high": None,
+                **dict.fromkeys(STAT_KEYS),
             }
         props = self.systemd.unit_properties(unit_name(name), [SERVICE])
 
@@ -116,6 +119,9 @@ class Containers:
             "tasks": value("TasksCurrent"),
             "io_read_bytes": value("IOReadBytes"),
             "io_write_bytes": value("IOWriteBytes"),
+            "memory_high": value("MemoryHigh") if value("MemoryHigh") is not None else "infinity",
+            # from the cgroup's own files (v2: memory.events, cpu.stat, PSI)
+            **cgroup_stats(observed.live.control_group or "", cgroup_unified()),
         }
 
     # -- changing --------------------------------------------------------------------------

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from berth.errors import Conflict, InvalidInput, LabError, NotFound, Timeout
-from berth.lab import cgroups, hostfs, network, preflight, ssh
+from berth.lab import cgroups, hostfs, network, preflight, ssh, vm, vm_image
 from berth.lab.config import (
     LAB_SUPERNET,
     MAX_HOSTS,
@@ -40,6 +40,8 @@ from berth.lab.procs import ProcessRef, children, kill_pids
 from berth.state.atomic import atomic_write_json, read_json
 
 BOOT_SCRIPT = Path(__file__).with_name("boot.sh")
+BOOT_TIMEOUT = 120.0
+VM_BOOT_TIMEOUT = 600.0  # software emulation, several hosts sharing the machine's cores
 SIGRTMIN_4 = signal.SIGRTMIN + 4  # systemd: power off
 
 
@@ -54,6 +56,7 @@ class HostState:
     systemd: ProcessRef | None = None
     boot_seconds: float | None = None
     system_state: str | None = None
+    qemu: ProcessRef | None = None  # VM hosts: the qemu process (no unshare, no systemd PID)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -66,6 +69,7 @@ class HostState:
             "systemd": self.systemd.to_json() if self.systemd else None,
             "boot_seconds": self.boot_seconds,
             "system_state": self.system_state,
+            "qemu": self.qemu.to_json() if self.qemu else None,
         }
 
     @classmethod
@@ -80,10 +84,19 @@ class HostState:
             systemd=ProcessRef.from_json(obj.get("systemd")),
             boot_seconds=obj.get("boot_seconds"),
             system_state=obj.get("system_state"),
+            qemu=ProcessRef.from_json(obj.get("qemu")),
         )
 
     def running(self) -> bool:
+        if self.qemu is not None:
+            return self.qemu.alive()
         return self.systemd is not None and self.systemd.alive()
+
+    @property
+    def pid(self) -> int | None:
+        """What `status` reports: the host's systemd, or for a VM host its qemu process."""
+        ref = self.qemu or self.systemd
+        return ref.pid if ref else None
 
 
 @dataclass
@@ -91,17 +104,27 @@ class LabState:
     name: str
     subnet: str
     hosts: list[HostState]
+    kind: str = "namespace"  # or "vm"
+    image: str | None = None  # VM labs: the base image's directory
 
     def to_json(self) -> dict[str, Any]:
         return {
             "name": self.name,
             "subnet": self.subnet,
+            "kind": self.kind,
+            "image": self.image,
             "hosts": [h.to_json() for h in self.hosts],
         }
 
     @classmethod
     def from_json(cls, obj: dict[str, Any]) -> LabState:
-        return cls(obj["name"], obj["subnet"], [HostState.from_json(h) for h in obj["hosts"]])
+        return cls(
+            obj["name"],
+            obj["subnet"],
+            [HostState.from_json(h) for h in obj["hosts"]],
+            obj.get("kind", "namespace"),
+            obj.get("image"),
+        )
 
     def host(self, name: str) -> HostState:
         for h in self.hosts:
@@ -140,10 +163,20 @@ class Lab:
             raise Conflict(f"lab {self.name} is busy: another berth lab command holds its lock") from exc
 
     # -- up ------------------------------------------------------------------------------
-    def up(self, count: int, subnet: str | None = None, boot_timeout: float = 120.0) -> LabState:
+    def up(
+        self,
+        count: int,
+        subnet: str | None = None,
+        boot_timeout: float | None = None,
+        vm_hosts: bool = False,
+    ) -> LabState:
         if not 1 <= count <= MAX_HOSTS:
             raise InvalidInput(f"--hosts must be between 1 and {MAX_HOSTS}, not {count}")
-        preflight.check_machine(self.paths.root)
+        if vm_hosts:
+            vm.check_machine(self.paths.root, vm_image.current(self.paths.root).complete())
+        else:
+            preflight.check_machine(self.paths.root)
+        timeout = boot_timeout or (VM_BOOT_TIMEOUT if vm_hosts else BOOT_TIMEOUT)
         with self.locked():
             old = self.load()
             if old is not None:
@@ -152,6 +185,9 @@ class Lab:
                         f"lab {self.name} is already up: run `berth lab down --name {self.name}` first"
                     )
                 self._teardown(old)  # leftovers of a crashed run
+            # Built (or found in the cache) before anything of the lab exists: a failed build
+            # leaves neither a half-made image nor a half-made lab.
+            image = vm_image.ensure(self.paths.root)[0] if vm_hosts else None
             self.paths.dir.mkdir(parents=True, exist_ok=True)
             try:
                 with self._subnet_lock():  # two labs booting at once must not pick the same /24
@@ -165,11 +201,13 @@ class Lab:
                             )
                             for i in range(1, count + 1)
                         ],
+                        kind="vm" if vm_hosts else "namespace",
+                        image=str(image.dir) if image else None,
                     )
                     self.save(state)
                     network.create_bridge(self.paths.bridge, gateway_address(net))
                 ssh.ensure_keypair(self.paths.private_key, f"berth-lab-{self.name}")
-                self._parallel(state, state.hosts, lambda h: self._boot(state, h, boot_timeout))
+                self._parallel(state, state.hosts, lambda h: self._boot(state, h, timeout))
                 self._write_access_files(state)
                 self.save(state)
             except BaseException:
@@ -203,6 +241,9 @@ class Lab:
         raise Conflict(f"no free /24 left in {LAB_SUPERNET} for a lab")
 
     def _boot(self, state: LabState, host: HostState, timeout: float) -> None:
+        if state.kind == "vm":
+            self._boot_vm(state, host, timeout)
+            return
         started = time.monotonic()
         hdir = self.paths.host_dir(host.name)
         for sub in ("upper", "work", "data", "root"):
@@ -282,7 +323,8 @@ class Lab:
             value = probe()
             if value is not None:
                 return value
-            if host.unshare is not None and not host.unshare.alive():
+            ref = host.qemu or host.unshare
+            if ref is not None and not ref.alive():
                 raise LabError(f"host {host.name} died while setting up {what}:\n{self.console_tail(host)}")
             if time.monotonic() > deadline:
                 raise Timeout(f"host {host.name}: timed out waiting for {what}:\n{self.console_tail(host)}")
@@ -338,11 +380,89 @@ class Lab:
             raise errors[0]  # type: ignore[misc]
 
     def console_tail(self, host: HostState, lines: int = 15) -> str:
-        try:
-            text = (self.paths.host_dir(host.name) / "console.log").read_text(errors="replace")
-        except FileNotFoundError:
-            return "(no console output)"
-        return "\n".join(text.splitlines()[-lines:])
+        tails = []
+        for log in ("qemu.log", "console.log"):  # qemu.log: VM hosts only (qemu's own errors)
+            try:
+                text = (self.paths.host_dir(host.name) / log).read_text(errors="replace")
+            except FileNotFoundError:
+                continue
+            tails += text.splitlines()[-lines:]
+        return "\n".join(tails) or "(no console output)"
+
+    # -- VM hosts ------------------------------------------------------------------------
+    def _boot_vm(self, state: LabState, host: HostState, timeout: float) -> None:
+        started = time.monotonic()
+        assert state.image is not None
+        image = vm_image.Image(Path(state.image))
+        if not image.complete():
+            raise LabError(f"the lab's image {image.dir} is gone: `berth lab down`, then up again")
+        hdir = self.paths.host_dir(host.name)
+        hdir.mkdir(parents=True, exist_ok=True)
+        host_key = hdir / "ssh_host_ed25519_key"
+        ssh.ensure_keypair(host_key, host.name)
+        address = host.address.split("/")[0]
+        (hdir / "known_hosts").write_text(ssh.known_hosts_line([host.name, address], host_key))
+        net = ipaddress.IPv4Network(state.subnet)
+        mac = vm.mac_address(net.network_address.packed[2], host.index)
+        vm.write_seed(
+            hdir,
+            self._hosts_file(state),
+            vm.network_file(mac, host.address),
+            host_key,
+            ssh.public_key(self.paths.private_key),
+        )
+        vm.create_overlay(hdir / "disk.qcow2", image)
+        tap = vm.tap_name(self.name, host.index)
+        network.create_tap(tap, self.paths.bridge)
+        argv = vm.qemu_argv(host.name, hdir, image, vm.kernel_cmdline(host.name, host.machine_id), tap, mac)
+        proc = vm.start_qemu(argv, hdir)
+        host.qemu = ProcessRef.of(proc.pid)
+        self.save(state)
+        if host.qemu is None:
+            raise LabError(f"qemu for {host.name} exited at once:\n{self.console_tail(host)}")
+        self._wait_for(lambda: vm.sshd_banner(address) or None, timeout, host, "sshd")
+        remaining = max(10.0, timeout - (time.monotonic() - started))
+
+        def system_state() -> str | None:
+            try:
+                out = self._ssh(host, ["systemctl", "is-system-running", "--wait"], timeout=remaining)
+            except subprocess.TimeoutExpired:
+                return None
+            word = out.stdout.strip()
+            if word in ("running", "degraded"):
+                return word
+            time.sleep(1)  # sshd restarting, or the system still starting
+            return None
+
+        host.system_state = self._wait_for(system_state, remaining, host, "systemd to finish booting")
+        host.boot_seconds = round(time.monotonic() - started, 3)
+        proc.returncode = 0  # detached on purpose: the host outlives this command
+
+    def _ssh(self, host: HostState, argv: list[str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        import shlex
+
+        hdir = self.paths.host_dir(host.name)
+        cmd = vm.ssh_argv(self.paths.private_key, hdir / "known_hosts", host.address.split("/")[0])
+        return subprocess.run(
+            [*cmd, shlex.join(argv)],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+        )
+
+    def _power_off_vm(self, host: HostState, clean: bool, grace: float = 90.0) -> None:
+        """clean: ACPI power-off (the guest syncs its disk), for a reboot; else qemu quits at once."""
+        qmp = self.paths.host_dir(host.name) / "qmp.sock"
+        if host.qemu is not None and host.qemu.alive():
+            if clean and vm.qmp(qmp, "system_powerdown") is not None:
+                host.qemu.wait_gone(grace)
+            if host.qemu.alive() and vm.qmp(qmp, "quit") is not None:
+                host.qemu.wait_gone(10)
+            if host.qemu.signal(signal.SIGKILL):
+                host.qemu.wait_gone(5)
+        network.delete_link(vm.tap_name(self.name, host.index))
+        host.qemu = None
 
     # -- down ----------------------------------------------------------------------------
     def down(self) -> dict[str, Any]:
@@ -365,6 +485,9 @@ class Lab:
         shutil.rmtree(self.paths.dir, ignore_errors=True)
 
     def _power_off(self, host: HostState, grace: float = 20.0) -> None:
+        if host.qemu is not None:
+            self._power_off_vm(host, clean=False)
+            return
         if host.systemd is not None and host.systemd.signal(SIGRTMIN_4):
             host.systemd.wait_gone(grace)
         if host.systemd is not None:
@@ -386,6 +509,7 @@ class Lab:
         return (
             network.links_with_prefix(f"bv-{self.name}-")
             + network.links_with_prefix(f"bp-{self.name}-")
+            + network.links_with_prefix(f"bt-{self.name}-")
             + ([self.paths.bridge] if network.link_exists(self.paths.bridge) else [])
         )
 
@@ -403,6 +527,7 @@ class Lab:
         """What of this lab still exists on the machine (empty after a clean `down`)."""
         left = [f"link {name}" for name in self._leftover_links()]
         left += [f"cgroup {p}" for p in self._leftover_cgroups()]
+        left += [f"qemu process {pid}" for pid in vm.qemu_processes(self.name)]
         if self.paths.dir.exists():
             left.append(f"dir {self.paths.dir}")
         with open("/proc/self/mountinfo") as fh:
@@ -410,10 +535,16 @@ class Lab:
         return left
 
     # -- reboot, status ------------------------------------------------------------------
-    def reboot(self, name: str, boot_timeout: float = 120.0) -> HostState:
+    def reboot(self, name: str, boot_timeout: float | None = None) -> HostState:
         with self.locked():
             state = self._require()
             host = state.host(name)
+            if state.kind == "vm":
+                self._power_off_vm(host, clean=True)
+                self._boot_vm(state, host, boot_timeout or VM_BOOT_TIMEOUT)
+                self.save(state)
+                return host
+            boot_timeout = boot_timeout or BOOT_TIMEOUT
             self._power_off(host)
             network.delete_link(host_veth(self.name, host.index)[0])
             cgroups.remove_tree([Path(d) for d in host.cgroups])

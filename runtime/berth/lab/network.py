@@ -71,6 +71,27 @@ def create_veth(machine_end: str, host_end: str, bridge: str) -> None:
             raise LabError(f"cannot create veth pair {machine_end}/{host_end}: {exc}") from exc
 
 
+def create_tap(name: str, bridge: str) -> None:
+    """A persistent tap device on the lab's bridge, for one VM host's NIC (qemu attaches to it).
+
+    Made with `ip tuntap` (no packet-info header, as qemu expects): pyroute2's tuntap support
+    differs between 0.7 and 0.9.
+    """
+    import subprocess
+
+    if link_exists(name):
+        raise Conflict(f"network interface {name} already exists")
+    proc = subprocess.run(["ip", "tuntap", "add", "dev", name, "mode", "tap"], capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise LabError(f"cannot create tap device {name}: {proc.stderr.strip()}")
+    with _iproute() as ip:
+        try:
+            ip.link("set", index=_index(ip, name), master=_index(ip, bridge), state="up")
+        except Exception as exc:
+            ip.link("del", index=_index(ip, name))
+            raise LabError(f"cannot put tap device {name} on bridge {bridge}: {exc}") from exc
+
+
 def move_to_netns(name: str, pid: int) -> None:
     with _iproute() as ip:
         index = _index(ip, name)

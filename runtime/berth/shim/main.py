@@ -117,11 +117,13 @@ def _child(cfg: dict[str, Any], namespaces: list[str], error_fd: int) -> None:
 
 def record_exit(cfg: dict[str, Any]) -> int:
     """ExecStopPost: record why the container stopped, while its cgroup still exists."""
+    oom_kills = _oom_kills()
     record = {
         "service_result": os.environ.get("SERVICE_RESULT"),
         "exit_code": os.environ.get("EXIT_CODE"),
         "exit_status": os.environ.get("EXIT_STATUS"),
-        "oom_killed": os.environ.get("SERVICE_RESULT") == "oom-kill" or _oom_kills() > 0,
+        "oom_killed": os.environ.get("SERVICE_RESULT") == "oom-kill" or oom_kills > 0,
+        "oom_kills": oom_kills,  # the kernel's count for the unit's cgroup (see _oom_kills)
         "invocation_id": os.environ.get("INVOCATION_ID"),
     }
     _write_atomically(str(cfg["exit_file"]), json.dumps(record))

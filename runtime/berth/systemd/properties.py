@@ -83,6 +83,7 @@ SIGNATURES: Mapping[str, str] = {
     "StandardOutput": "s",
     "StandardError": "s",
     "SyslogIdentifier": "s",
+    "LogExtraFields": "aay",
     # resource control (cgroups)
     "MemoryAccounting": "b",
     "MemoryMin": "t",
@@ -213,6 +214,8 @@ def normalize(name: str, value: Any) -> Any:
     sig = signature_of(name)
     if sig == "h":
         raise InvalidInput(f"property {name} passes a file descriptor of the caller; a spec cannot set it")
+    if sig == "aay":
+        raise InvalidInput(f"property {name} is set by berth itself (labels); a spec cannot set it")
     if sig == "s":
         if not isinstance(value, str) or "\0" in value:
             raise _fail(name, value, "a string")

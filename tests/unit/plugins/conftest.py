@@ -88,6 +88,15 @@ class FakeRuntime:
         return [json.loads(line) for line in self.log.read_text().splitlines()]
 
 
+@pytest.fixture(autouse=True)
+def fresh_warnings(monkeypatch):
+    """Ansible keeps module warnings in a process-wide table: one test's must not leak into the next."""
+    from ansible.module_utils.common import warnings
+
+    monkeypatch.setattr(warnings, "_global_warnings", {})
+    monkeypatch.setattr(warnings, "_global_deprecations", {})
+
+
 @pytest.fixture
 def fake_runtime(tmp_path):
     return FakeRuntime(tmp_path)

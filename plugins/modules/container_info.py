@@ -1,0 +1,136 @@
+#!/usr/bin/python
+# Copyright: Contributors to the Berth project
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""berth.fleet.container_info: what `berth ps --all` / `berth inspect` say, read-only."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: container_info
+short_description: List or inspect the Berth containers of a host
+version_added: 0.1.0
+description:
+  - Returns every container the Berth runtime knows on the host (running or not), each with its
+    recorded spec, its status and its systemd unit.
+  - With O(name), returns that container only, or none when the runtime does not know it.
+  - Never changes the host.
+author:
+  - Berth maintainers (@berth-project)
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.actiongroups
+  - berth.fleet.runtime
+attributes:
+  check_mode:
+    support: full
+    details: The module only reads, so it runs in check mode as it does otherwise.
+  diff_mode:
+    support: N/A
+    details: The module never changes the host.
+  platform:
+    platforms: debian
+    details: Hosts that run systemd as their service manager and the Berth runtime; tested on Debian 12.
+  action_group:
+    support: full
+    membership:
+      - berth.fleet.berth
+options:
+  name:
+    description:
+      - Name of one container to inspect. When not set, all the containers are returned.
+    type: str
+seealso:
+  - module: berth.fleet.container
+"""
+
+EXAMPLES = r"""
+- name: List the containers of every host
+  berth.fleet.container_info:
+  register: listed
+
+- name: Show the running ones
+  ansible.builtin.debug:
+    msg: "{{ listed.containers | selectattr('status', 'eq', 'running') | map(attribute='name') | list }}"
+
+- name: Inspect one container
+  berth.fleet.container_info:
+    name: web1
+  register: web1
+
+- name: Fail unless it runs
+  ansible.builtin.assert:
+    that:
+      - web1.containers | length == 1
+      - web1.containers[0].status == 'running'
+"""
+
+RETURN = r"""
+containers:
+  description:
+    - The containers, as the runtime describes them, with the keys of
+      RV(berth.fleet.container#module:container); an empty list when there is none (or, with
+      O(name), when the runtime does not know that container).
+  returned: success
+  type: list
+  elements: dict
+  contains:
+    name:
+      description: The container's name.
+      type: str
+      sample: web1
+    status:
+      description: V(created), V(running), V(exited) or another lifecycle status.
+      type: str
+      sample: running
+    unit:
+      description: The systemd unit that runs the container.
+      type: str
+      sample: berth-web1.service
+    spec_hash:
+      description: The runtime's hash of the container's canonical spec.
+      type: str
+    spec:
+      description: The container's recorded spec, canonical.
+      type: dict
+    pid:
+      description: The main process ID on the host, or null when the container does not run.
+      type: int
+    exit:
+      description: Why the container's process last ended, or null.
+      type: dict
+error:
+  description: Why the module failed, typed for C(failed_when); see M(berth.fleet.container).
+  returned: failure
+  type: dict
+"""
+
+from ansible_collections.berth.fleet.plugins.module_utils._module import (
+    call,
+    new_module,
+    run,
+)
+from ansible_collections.berth.fleet.plugins.module_utils._runtime import RuntimeFailed
+
+ARGUMENT_SPEC = {"name": {"type": "str"}}
+
+
+def read_containers(module):
+    name = module.params["name"]
+    if name is None:
+        return {"changed": False, "containers": list(call(module, ["ps", "--all"]).data or [])}
+    try:
+        response = call(module, ["inspect", name])
+    except RuntimeFailed as exc:
+        if exc.kind == "not-found":
+            return {"changed": False, "containers": []}
+        raise
+    return {"changed": False, "containers": list(response.data or [])}
+
+
+def main():
+    module = new_module(ARGUMENT_SPEC, supports_check_mode=True)
+    run(module, read_containers)
+
+
+if __name__ == "__main__":
+    main()

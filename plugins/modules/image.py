@@ -1,0 +1,424 @@
+#!/usr/bin/python
+# Copyright: Contributors to the Berth project
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""berth.fleet.image: options in, `berth image apply` on the host, its verdict out."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: image
+short_description: Ensure an image in a host's Berth image store
+version_added: 0.1.0
+description:
+  - Ensures that an image is present in the host's content-addressed image store under O(name) -
+    pulled from a registry, built from a Containerfile, or imported from an archive on the host -
+    or that O(name) is absent. Optionally gives it more names (O(tags)) and pushes it.
+  - The module is a thin client of the host's Berth runtime (C(berth image apply)), which decides
+    by content digests, never by timestamps or fuzzy output.
+  - V(pull) and V(build) do nothing when O(name) is already in the store, unless O(force). A forced
+    pull fetches only what the registry has and the store lacks, and reports a change only then; a
+    forced build reports a change only when O(name) ends up naming another image (a fully cached
+    rebuild gives the very same digest).
+  - V(import) commits only what the archive holds and the store lacks. A root file system tarball is
+    imported with a fixed creation date (O(archive.source_date_epoch)), so the same tarball always
+    gives the same image.
+  - O(tags) and O(push) change only what differs; a push is skipped when the registry already
+    serves this very manifest under the destination name.
+author:
+  - Berth maintainers (@berth-project)
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.actiongroups
+  - berth.fleet.runtime
+attributes:
+  check_mode:
+    support: full
+    details:
+      - In check mode nothing is fetched, built, written, tagged, pushed or removed. A pull resolves
+        the manifest on the registry (a read) to say what it would fetch; an import reads the archive.
+      - A build cannot be predicted without running its C(RUN) steps, so in check mode a build
+        that would run (O(name) missing, or O(force)) is reported as a change, with a warning when
+        O(force) is set.
+  diff_mode:
+    support: full
+    details: The diff shows whether O(name) is present, and the image's digest and names, before and after.
+  platform:
+    platforms: debian
+    details: Hosts that run systemd as their service manager and the Berth runtime; tested on Debian 12.
+  action_group:
+    support: full
+    membership:
+      - berth.fleet.berth
+  idempotent:
+    description: A second run with the same options reports no change and makes none.
+    support: full
+options:
+  name:
+    description:
+      - The image's reference, such as V(web:1), V(busybox) or V(registry.example.com/team/app:2.1).
+      - A name without a registry is local (C(localhost/NAME)) to the store, and means Docker Hub
+        when pulled, as with podman.
+      - With O(state=absent), a digest or ID also works.
+    type: str
+    required: true
+  state:
+    description:
+      - V(present) makes O(name) name an image in the store.
+      - V(absent) removes the name; the image itself is removed when no other name refers to it,
+        and then the layers and blobs nothing else uses.
+    type: str
+    choices: [present, absent]
+    default: present
+  source:
+    description:
+      - Where a missing image comes from. V(pull) (the default, unless O(build) or O(archive) is set)
+        pulls O(name) from its registry; V(build) builds O(build.context); V(import) imports
+        O(archive.path); V(local) only checks that O(name) is in the store and fails when it is not.
+    type: str
+    choices: [pull, build, import, local]
+  force:
+    description:
+      - With V(pull), ask the registry for the current image even when O(name) is in the store.
+      - With V(build), build even when O(name) is in the store (cached steps are reused).
+      - With O(state=absent), remove the image even when containers use it.
+    type: bool
+    default: false
+  platform:
+    description:
+      - The platform to pull from a multi-platform image, C(OS/ARCH[/VARIANT]) such as V(linux/arm64);
+        the host's when not set.
+    type: str
+  tags:
+    description:
+      - More names for the image, set on the host after it is present.
+    type: list
+    elements: str
+  push:
+    description:
+      - Push the image to a registry after it is present, to O(push_destination) or O(name).
+    type: bool
+    default: false
+  push_destination:
+    description:
+      - Where to push, C(REGISTRY/NAME[:TAG]); O(name) when not set.
+    type: str
+  registry:
+    description:
+      - How to reach and log in to the registry of a pull, a push, or a build's base image.
+    type: dict
+    suboptions:
+      username:
+        description:
+          - The user name to log in with.
+        type: str
+      password:
+        description:
+          - The password or token. It goes to the runtime on its standard input, never on a
+            command line, and is never shown in the module's output.
+        type: str
+      auth_file:
+        description:
+          - 'A C(containers-auth.json) file on the host (C({"auths": {...}})) to read credentials from
+            when O(registry.username) is not set.'
+        type: path
+      insecure:
+        description:
+          - Talk plain HTTP (meant for registries on the loopback or a lab network).
+        type: bool
+        default: false
+      ca_cert:
+        description:
+          - A CA bundle on the host to trust for the registry's TLS certificate.
+        type: path
+      retries:
+        description:
+          - How many times to retry a transient failure (connection cut, 429, 5xx).
+        type: int
+        default: 4
+  build:
+    description:
+      - Build the image from a Containerfile on the host (its C(RUN) steps run in Berth containers).
+    type: dict
+    suboptions:
+      context:
+        description:
+          - The build context directory on the host.
+        type: path
+        required: true
+      file:
+        description:
+          - The Containerfile; C(Containerfile) or C(Dockerfile) in O(build.context) when not set.
+        type: path
+      args:
+        description:
+          - Build arguments (C(ARG)), as a mapping of names to string values.
+        type: dict
+      no_cache:
+        description:
+          - Run every step again instead of reusing cached results.
+        type: bool
+        default: false
+      reproducible:
+        description:
+          - Fixed timestamps, so the same input gives the same digest.
+        type: bool
+        default: false
+      source_date_epoch:
+        description:
+          - The timestamp (seconds since the epoch) of a reproducible build.
+        type: int
+  archive:
+    description:
+      - Import the image from an archive on the host - an OCI layout (directory or tar), a
+        C(docker save) archive, or a root file system tarball.
+    type: dict
+    suboptions:
+      path:
+        description:
+          - The archive on the host.
+        type: path
+        required: true
+      format:
+        description:
+          - The archive's format; V(auto) tells it from its content.
+        type: str
+        choices: [auto, oci, docker-archive, rootfs]
+        default: auto
+      changes:
+        description:
+          - For a root file system tarball, Containerfile instructions for its config, such as
+            V(CMD ["/bin/sh"]) or V(ENV A=1).
+        type: list
+        elements: str
+      source_date_epoch:
+        description:
+          - For a root file system tarball, the image's creation date (seconds since the epoch).
+        type: int
+        default: 0
+notes:
+  - An archive that is on the controller must first be copied to the host, for example with
+    M(ansible.builtin.copy).
+seealso:
+  - module: berth.fleet.image_info
+  - module: berth.fleet.container
+"""
+
+EXAMPLES = r"""
+- name: Pull an image from a private registry
+  berth.fleet.image:
+    name: registry.example.com/shop/api:4.2
+    registry:
+      username: deploy
+      password: "{{ vault_registry_password }}"
+
+- name: Build an image from a Containerfile on the host, and give it a second name
+  berth.fleet.image:
+    name: web:1
+    build:
+      context: /srv/build/web
+      args:
+        VERSION: "1.0"
+    tags:
+      - web:latest
+
+- name: Import a root file system tarball that was copied to the host
+  berth.fleet.image:
+    name: base:12
+    archive:
+      path: /var/tmp/base.tar
+      changes:
+        - CMD ["/bin/sh"]
+
+- name: Push it to a registry
+  berth.fleet.image:
+    name: web:1
+    source: local
+    push: true
+    push_destination: registry.example.com/shop/web:1
+
+- name: Remove a name (and the image, once no name refers to it)
+  berth.fleet.image:
+    name: web:0
+    state: absent
+"""
+
+RETURN = r"""
+image:
+  description:
+    - The image O(name) names after the run (in check mode, before it); null when there is none.
+  returned: success
+  type: dict
+  contains:
+    digest:
+      description: The image's manifest digest.
+      type: str
+      sample: sha256:1091d3c5862bbb53274444d3ae8e551e150963386600dcefbe2ad6fbc903921d
+    id:
+      description: The image's ID (its config's digest).
+      type: str
+    tags:
+      description: Every name of the image in the store.
+      type: list
+      elements: str
+      sample: [localhost/web:1, localhost/web:latest]
+digest:
+  description:
+    - The digest O(name) names (in check mode, would name); null with O(state=absent), and in check
+      mode for a build that would run.
+  returned: success
+  type: str
+actions:
+  description:
+    - The changes made (such as V(fetch-blob), V(unpack-layer), V(record-image), V(build), V(tag),
+      V(upload-blob), V(put-manifest), V(untag), V(remove-image)); in check mode, the changes that
+      would be made.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    action:
+      description: The kind of change.
+      type: str
+      sample: tag
+    target:
+      description: What it changed.
+      type: str
+      sample: localhost/web:latest
+    detail:
+      description: Further facts about the change.
+      type: dict
+      returned: when the runtime gives any
+error:
+  description: Why the module failed, typed for C(failed_when); see M(berth.fleet.container).
+  returned: failure
+  type: dict
+"""
+
+from ansible_collections.berth.fleet.plugins.module_utils._module import (
+    call,
+    change_result,
+    new_module,
+    run,
+)
+from ansible_collections.berth.fleet.plugins.module_utils._options import set_options, string_map
+from ansible_collections.berth.fleet.plugins.module_utils._runtime import InvalidOption
+
+ARGUMENT_SPEC = {
+    "name": {"type": "str", "required": True},
+    "state": {"type": "str", "default": "present", "choices": ["present", "absent"]},
+    "source": {"type": "str", "choices": ["pull", "build", "import", "local"]},
+    "force": {"type": "bool", "default": False},
+    "platform": {"type": "str"},
+    "tags": {"type": "list", "elements": "str"},
+    "push": {"type": "bool", "default": False},
+    "push_destination": {"type": "str"},
+    "registry": {
+        "type": "dict",
+        "options": {
+            "username": {"type": "str"},
+            "password": {"type": "str", "no_log": True},
+            "auth_file": {"type": "path"},
+            "insecure": {"type": "bool", "default": False},
+            "ca_cert": {"type": "path"},
+            "retries": {"type": "int", "default": 4},
+        },
+        "required_by": {"password": "username"},
+    },
+    "build": {
+        "type": "dict",
+        "options": {
+            "context": {"type": "path", "required": True},
+            "file": {"type": "path"},
+            "args": {"type": "dict"},
+            "no_cache": {"type": "bool", "default": False},
+            "reproducible": {"type": "bool", "default": False},
+            "source_date_epoch": {"type": "int"},
+        },
+    },
+    "archive": {
+        "type": "dict",
+        "options": {
+            "path": {"type": "path", "required": True},
+            "format": {
+                "type": "str",
+                "default": "auto",
+                "choices": ["auto", "oci", "docker-archive", "rootfs"],
+            },
+            "changes": {"type": "list", "elements": "str"},
+            "source_date_epoch": {"type": "int", "default": 0},
+        },
+    },
+}
+# Options that obtain or publish an image: meaningless, so refused, with state=absent.
+PRESENT_ONLY = ("source", "build", "archive", "tags", "push_destination", "platform")
+SOURCE_OPTION = {"build": "build", "import": "archive"}
+
+
+def check_conflicts(params):
+    """What the argument spec cannot say: options that contradict each other."""
+    if params["state"] == "absent":
+        given = [key for key in PRESENT_ONLY if params.get(key)]
+        if params["push"]:
+            given.append("push")
+        if given:
+            raise InvalidOption(
+                f"state=absent conflicts with {', '.join(given)}: an image to remove is not obtained, "
+                "tagged or pushed",
+                details={"conflicts": given},
+            )
+    source = params.get("source")
+    for wanted, option in SOURCE_OPTION.items():
+        if params.get(option) is not None and source not in (None, wanted):
+            raise InvalidOption(
+                f"source={source} conflicts with {option} (which means source={wanted})",
+                details={"conflicts": ["source", option]},
+            )
+    if params.get("push_destination") and not params["push"]:
+        raise InvalidOption("push_destination needs push=true", details={"conflicts": ["push_destination"]})
+
+
+def image_request(params):
+    """The document `berth image apply` reads on stdin (the password included: stdin only)."""
+    check_conflicts(params)
+    doc = set_options(params, ARGUMENT_SPEC, ["name", "state", "source", "force", "platform", "tags"])
+    registry = set_options(params, ARGUMENT_SPEC, ["registry"]).get("registry")
+    if registry:
+        if "auth_file" in registry:
+            registry["authfile"] = registry.pop("auth_file")
+        doc["registry"] = registry
+    build = set_options(params, ARGUMENT_SPEC, ["build"]).get("build")
+    if build is not None:
+        if "args" in build:
+            build["args"] = string_map("build.args", build["args"])
+        doc["build"] = build
+    archive = set_options(params, ARGUMENT_SPEC, ["archive"]).get("archive")
+    if archive is not None:
+        doc["import"] = archive
+    if params["push"]:
+        doc["push"] = {"destination": params["push_destination"]} if params.get("push_destination") else {}
+    return doc
+
+
+def apply_image(module):
+    response = call(
+        module, ["image", "apply", "-f", "-"], spec=image_request(module.params), check=module.check_mode
+    )
+    data = response.data or {}
+    image = data.get("image")
+    if module.check_mode:
+        image = ((response.diff or {}).get("before") or {}).get("image")
+    return change_result(module, response, image=image, digest=data.get("digest"))
+
+
+def main():
+    module = new_module(
+        ARGUMENT_SPEC,
+        supports_check_mode=True,
+        mutually_exclusive=[("build", "archive")],
+        required_if=[("source", "build", ["build"]), ("source", "import", ["archive"])],
+    )
+    run(module, apply_image)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Deployments: named apps with immutable revisions, health gates, traffic switch and rollback."""

@@ -1,0 +1,33 @@
+"""The seam to networking's traffic switch (berth.network.manager.Networks.switch).
+
+A deployment's service ports are published by no container spec: the deployment points each one
+at the container of the revision that serves, one nftables transaction per move. New connections
+go to the new container from that instant; established ones finish where they started.
+Everything the deployments need from networking goes through these few functions.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from berth.network.ports import PortMapping
+
+
+def switch_spec(port: PortMapping) -> str:
+    """`[HOSTIP:]HOSTPORT/proto`, the form `Networks.switch` takes."""
+    return f"{port.host_ip + ':' if port.host_ip else ''}{port.host_port}/{port.protocol}"
+
+
+def holder(port: PortMapping) -> str | None:
+    """The container the port forwards to now (None: not published)."""
+    from berth.network import state
+
+    held = state.get_ports().get(port.key)
+    return held[1] if held else None
+
+
+def move(port: PortMapping, container: str) -> dict[str, Any]:
+    """Point `port` at `container` (publishing it if nobody holds it); idempotent."""
+    from berth.network.manager import Networks
+
+    return Networks().switch(switch_spec(port), container, port.container_port)

@@ -1,0 +1,134 @@
+"""Shared by the deployment tests: app images v1..v3 on lab hosts, specs, and a looping client.
+
+Every host builds the same images from the same context (busybox rootfs imported as `base`,
+then `COPY` of a page and `CMD httpd`), so digests agree across the fleet without a registry.
+v3 listens on the wrong port: its HTTP health check can never pass.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from rootfs import ROOTFS, build_rootfs
+
+from conftest import Lab
+
+CTX = "/var/lib/berth/deploy-ctx"
+PORT = 8080
+CONTAINERFILE = """\
+FROM base
+COPY www /www
+CMD ["httpd", "-f", "-p", "{port}", "-h", "/www"]
+"""
+
+
+def prepare_host(lab: Lab, host: str) -> dict[str, str]:
+    """Build base and app:1..3 on `host` (idempotent); return tag -> digest."""
+    build_rootfs(lab, host)
+    script = f"""
+set -e
+mkdir -p {CTX}
+[ -f {CTX}/base.tar ] || tar -C {ROOTFS} -cf {CTX}/base.tar .
+for v in 1 2 3; do
+  mkdir -p {CTX}/v$v/www
+  echo v$v > {CTX}/v$v/www/index.html
+done
+"""
+    lab.run(host, ["sh", "-c", script])
+    lab.berth(host, "image", "import", "-t", "base", f"{CTX}/base.tar")
+    digests = {}
+    for v, port in ((1, 80), (2, 80), (3, 81)):
+        lab.run(host, ["sh", "-c", f"cat > {CTX}/v{v}/Containerfile"], input=CONTAINERFILE.format(port=port))
+        out = lab.berth(host, "image", "build", "-t", f"app:{v}", f"{CTX}/v{v}")
+        digests[f"app:{v}"] = out["data"]["digest"]
+    return digests
+
+
+def spec(version: int, name: str = "shop", port: int = PORT, **extra: Any) -> dict[str, Any]:
+    health = {"http": {"port": 80, "path": "/"}, "interval": "100ms", "timeout": "1s",
+              "retries": 3, "min_healthy": "300ms", "deadline": "10s"}  # fmt: skip
+    doc: dict[str, Any] = {
+        "name": name,
+        "keep": 3,
+        "drain": "500ms",
+        "containers": [
+            {
+                "role": "web",
+                "image": f"app:{version}",
+                "ports": [f"{port}:80"],
+                "health": health,
+                "stop_signal": "KILL",
+            }
+        ],
+    }
+    doc.update(extra)
+    return doc
+
+
+def write_spec(lab: Lab, host: str, doc: dict[str, Any], path: str = "/var/lib/berth/deploy.json") -> str:
+    lab.run(host, ["sh", "-c", f"cat > {path}"], input=json.dumps(doc))
+    return path
+
+
+def serving(lab: Lab, host: str, via: str | None = None, port: int = PORT) -> str:
+    """What the service port of `host` answers (asked from `via`, default another host)."""
+    client = via or next(h for h in lab.hosts if h != host)
+    proc = lab.run(
+        client, ["timeout", "3", "wget", "-qO-", f"http://{lab.addresses[host]}:{PORT}/"], check=False
+    )
+    return proc.stdout.strip()
+
+
+@dataclass
+class Looper:
+    """A client on one lab host that GETs the service port of others in a loop; counts failures.
+
+    One long-lived shell loop inside the client host (no nsenter per request): it prints one
+    line per request, `ok <body>` or `fail`.
+    """
+
+    lab: Lab
+    client: str
+    targets: list[str]
+    port: int = PORT
+    proc: subprocess.Popen[str] | None = None
+    lines: list[str] = field(default_factory=list)
+    _reader: threading.Thread | None = None
+
+    def __enter__(self) -> Looper:
+        urls = " ".join(f"http://{self.lab.addresses[t]}:{self.port}/" for t in self.targets)
+        script = (
+            f"while :; do for u in {urls}; do "
+            'if b=$(timeout 2 wget -qO- $u 2>/dev/null); then echo "ok $u $b"; else echo "fail $u"; fi; '
+            "done; done"
+        )
+        cmd = ["nsenter", "-t", str(self.lab.pids[self.client]), "-a", "sh", "-c", script]
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        return self
+
+    def _read(self) -> None:
+        assert self.proc is not None and self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.append(line.strip())
+
+    def __exit__(self, *exc: object) -> None:
+        time.sleep(0.3)
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait()
+        if self._reader is not None:
+            self._reader.join(timeout=5)
+
+    @property
+    def failures(self) -> list[str]:
+        return [line for line in self.lines if line.startswith("fail")]
+
+    def bodies(self) -> set[str]:
+        return {line.split()[-1] for line in self.lines if line.startswith("ok")}
