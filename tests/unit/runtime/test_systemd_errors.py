@@ -104,8 +104,18 @@ def test_journal_tail_and_cause(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(subprocess, "run", run)
     entries = journal.tail("x.service", 10, since=1000.7)
     assert calls == [
-        ["journalctl", "-n", "10", "-o", "json", "--no-pager", "_SYSTEMD_UNIT=x.service", "+",
-         "UNIT=x.service", "--since=@1000"]
+        [
+            "journalctl",
+            "-n",
+            "10",
+            "-o",
+            "json",
+            "--no-pager",
+            "_SYSTEMD_UNIT=x.service",
+            "+",
+            "UNIT=x.service",
+            "--since=@1000",
+        ]
     ]
     assert [e.message for e in entries][1:3] == [
         "x.service: Failed at step EXEC spawning /nope",
