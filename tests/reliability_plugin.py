@@ -109,22 +109,67 @@ class Recorder:
             lines += [f"- {t}: `{n}`: {r}" for t, n, r in known]
         return "\n".join(lines) + "\n"
 
+    # -- across pytest-xdist workers: each worker records its own tests, the controller merges ---
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "inputs": dict(self.inputs_by_kind),
+            "faults": dict(self.faults_by_kind),
+            "guarded": {nodeid: sorted(kinds) for nodeid, kinds in self.guarded.items()},
+            "failures": self.failures,
+            "known": {k: [list(item) for item in items] for k, items in self.known.items()},
+            "passed": dict(self.passed),
+            "notes": self.notes,
+        }
+
+    def merge(self, data: dict[str, Any]) -> None:
+        self.inputs_by_kind.update(data["inputs"])
+        self.faults_by_kind.update(data["faults"])
+        for nodeid, kinds in data["guarded"].items():
+            self.guarded.setdefault(nodeid, set()).update(kinds)
+        for kind, ids in data["failures"].items():
+            self.failures.setdefault(kind, []).extend(ids)
+        for kind, items in data["known"].items():
+            self.known.setdefault(kind, []).extend((nodeid, reason) for nodeid, reason in items)
+        self.passed.update(data["passed"])
+        self.notes.update(data["notes"])
+
 
 def pytest_configure(config: pytest.Config) -> None:
     rec = Recorder()
     config.berth_reliability = rec  # type: ignore[attr-defined]
-    config.pluginmanager.register(_Hooks(rec), "berth-reliability-hooks")
+    distributed = getattr(config.option, "dist", "no") != "no" and not hasattr(config, "workerinput")
+    hooks = _ControllerHooks(rec) if distributed else _Hooks(rec, config)
+    config.pluginmanager.register(hooks, "berth-reliability-hooks")
 
 
 class _Hooks:
-    def __init__(self, rec: Recorder) -> None:
-        self.rec = rec
+    """Records the tests run in this process (a plain run, or one pytest-xdist worker)."""
+
+    def __init__(self, rec: Recorder, config: pytest.Config) -> None:
+        self.rec, self.config = rec, config
 
     def pytest_runtest_setup(self, item: pytest.Item) -> None:
         self.rec.current = item.nodeid
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         self.rec.outcome(report)
+
+    def pytest_sessionfinish(self) -> None:
+        output = getattr(self.config, "workeroutput", None)
+        if output is not None:  # a worker: hand the records to the controller
+            output["berth_reliability"] = self.rec.to_json()
+
+
+class _ControllerHooks:
+    """The pytest-xdist controller: no test runs here; the workers' records arrive as they end."""
+
+    def __init__(self, rec: Recorder) -> None:
+        self.rec = rec
+
+    def pytest_testnodedown(self, node: Any, error: Any) -> None:
+        data = getattr(node, "workeroutput", {}).get("berth_reliability")
+        if data:
+            self.rec.merge(data)
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:

@@ -2,9 +2,11 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Where the modules meet Ansible: options shared by all, and the one place results are emitted.
 
-Private to this collection. A module builds its AnsibleModule with `new_module`, does its work in
-an `operation(module) -> result dict`, and hands that to `run`: typed `BerthError`s become
-`fail_json` there and nowhere else, and the result becomes `exit_json`.
+Private to this collection. A module's `main` hands its argument spec and an
+`operation(module) -> result dict` to `run_module`, which builds the AnsibleModule with
+`new_module` and runs the operation with `run`: typed `BerthError`s become `fail_json` there and
+nowhere else, and the result becomes `exit_json`. An operation talks to the runtime with `call`
+(or `apply`, for a command that may change the host, and `lookup`, for one that may find nothing).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.berth.fleet.plugins.module_utils._runtime import (
     BerthError,
     BerthRuntime,
+    RuntimeFailed,
     locate,
 )
 
@@ -54,6 +57,21 @@ def call(module, args, spec=None, check=False):
     return response
 
 
+def apply(module, args, spec=None):
+    """Run a command that may change the host (in check mode, the runtime only plans it)."""
+    return call(module, args, spec=spec, check=module.check_mode)
+
+
+def lookup(module, args):
+    """Run a read-only command about one thing; None when the runtime does not know it (not-found)."""
+    try:
+        return call(module, args)
+    except RuntimeFailed as exc:
+        if exc.kind == "not-found":
+            return None
+        raise
+
+
 def change_result(module, response, **payload):
     """The result of a command that may change the host: changed, actions, and diff if asked."""
     result = {"changed": response.changed, "actions": response.actions}
@@ -70,3 +88,8 @@ def run(module, operation):
     except BerthError as exc:
         module.fail_json(**exc.to_result())
     module.exit_json(**result)
+
+
+def run_module(argument_spec, operation, **kwargs):
+    """A module's `main`: build it (every module supports check mode), run `operation`, exit."""
+    run(new_module(argument_spec, supports_check_mode=True, **kwargs), operation)

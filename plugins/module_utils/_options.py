@@ -57,7 +57,36 @@ def _without_unset(value, option_spec):
 
 
 def set_options(params, argument_spec, keys):
-    """The options among `keys` that are set (not None), without their unset suboptions."""
-    return {
-        key: _without_unset(params[key], argument_spec[key]) for key in keys if params.get(key) is not None
-    }
+    """The options among `keys` that are set (not None), without their unset suboptions.
+
+    A dict option whose suboptions are all unset (such as `resources: {}`) is left out as well.
+    """
+    result = {}
+    for key in keys:
+        if params.get(key) is None:
+            continue
+        value = _without_unset(params[key], argument_spec[key])
+        if value == {} and argument_spec[key].get("options"):
+            continue
+        result[key] = value
+    return result
+
+
+# The cgroup limits that unit, container and slice all take under `resources` (each module's
+# DOCUMENTATION says what they mean there); a module adds its own with `resources_option`.
+RESOURCE_LIMITS = {
+    "memory_max": {"type": "str"},
+    "memory_high": {"type": "str"},
+    "memory_swap_max": {"type": "str"},
+    "cpu_quota": {"type": "str"},
+    "cpu_weight": {"type": "int"},
+    "io_weight": {"type": "int"},
+    "tasks_max": {"type": "str"},
+}
+
+
+def resources_option(**more):
+    """The argument spec of a `resources` option: the shared limits, then the module's `more`."""
+    options = {key: dict(value) for key, value in RESOURCE_LIMITS.items()}
+    options.update(more)
+    return {"type": "dict", "options": options}

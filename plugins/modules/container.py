@@ -25,27 +25,19 @@ description:
 author:
   - Berth maintainers (@berth-project)
 extends_documentation_fragment:
+  - berth.fleet.attributes
+  - berth.fleet.attributes.actionable
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.actiongroups
   - berth.fleet.runtime
 attributes:
   check_mode:
-    support: full
     details:
       - In check mode the runtime plans the change without making it (C(berth container apply --check));
         no unit, record, directory or image is created, changed or removed. RV(actions) lists the plan.
   diff_mode:
-    support: full
     details: The diff shows the container's status and canonical spec before and after.
-  platform:
-    platforms: debian
-    details: Hosts that run systemd as their service manager and the Berth runtime; tested on Debian 12.
-  action_group:
-    support: full
-    membership:
-      - berth.fleet.berth
   idempotent:
-    description: A second run with the same options reports no change and makes none.
     support: partial
     details: O(state=restarted) restarts the container on every run, as asked.
 options:
@@ -432,12 +424,15 @@ error:
 """
 
 from ansible_collections.berth.fleet.plugins.module_utils._module import (
-    call,
+    apply,
     change_result,
-    new_module,
-    run,
+    run_module,
 )
-from ansible_collections.berth.fleet.plugins.module_utils._options import set_options, string_map
+from ansible_collections.berth.fleet.plugins.module_utils._options import (
+    resources_option,
+    set_options,
+    string_map,
+)
 from ansible_collections.berth.fleet.plugins.module_utils._runtime import InvalidOption
 
 STATES = ["started", "created", "stopped", "restarted", "absent"]
@@ -489,20 +484,7 @@ ARGUMENT_SPEC = {
     "labels": {"type": "dict"},
     "slice": {"type": "str"},
     "network": {"type": "str"},
-    "resources": {
-        "type": "dict",
-        "options": {
-            "memory_max": {"type": "str"},
-            "memory_high": {"type": "str"},
-            "memory_swap_max": {"type": "str"},
-            "cpu_quota": {"type": "str"},
-            "cpu_weight": {"type": "int"},
-            "io_weight": {"type": "int"},
-            "tasks_max": {"type": "str"},
-            "cpus": {"type": "str"},
-            "nice": {"type": "int"},
-        },
-    },
+    "resources": resources_option(cpus={"type": "str"}, nice={"type": "int"}),
 }
 # Every option but these is a field of the runtime's container spec, under the same name.
 NOT_SPEC = {"state", "runtime_path"}
@@ -532,8 +514,6 @@ def container_spec(params):
             spec[option] = string_map(option, spec[option])
     if "mounts" in spec:
         spec["mounts"] = mount_entries(spec["mounts"])
-    if "resources" in spec and not spec["resources"]:
-        del spec["resources"]
     return spec
 
 
@@ -545,9 +525,7 @@ def request(params):
 
 
 def apply_container(module):
-    response = call(
-        module, ["container", "apply", "-f", "-"], spec=request(module.params), check=module.check_mode
-    )
+    response = apply(module, ["container", "apply", "-f", "-"], spec=request(module.params))
     data = dict(response.data or {})
     data.pop("check_mode", None)
     return change_result(module, response, container=data, spec_hash=data.get("spec_hash"))
@@ -555,13 +533,7 @@ def apply_container(module):
 
 def main():
     required_if = [("state", state, SOURCES, True) for state in STATES if state != "absent"]
-    module = new_module(
-        ARGUMENT_SPEC,
-        supports_check_mode=True,
-        mutually_exclusive=[SOURCES],
-        required_if=required_if,
-    )
-    run(module, apply_container)
+    run_module(ARGUMENT_SPEC, apply_container, mutually_exclusive=[SOURCES], required_if=required_if)
 
 
 if __name__ == "__main__":

@@ -24,25 +24,18 @@ description:
 author:
   - Berth maintainers (@berth-project)
 extends_documentation_fragment:
+  - berth.fleet.attributes
+  - berth.fleet.attributes.actionable
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.actiongroups
   - berth.fleet.runtime
 attributes:
   check_mode:
-    support: full
     details: The runtime plans the deploy or rollback (images are resolved) without changing anything.
   diff_mode:
-    support: full
     details: The serving revision and its content hash, before and after.
-  platform:
-    platforms: debian
-  action_group:
-    support: full
-    membership:
-      - berth.fleet.berth
   idempotent:
     description: Deploying the same spec again, or rolling back to the serving revision, changes nothing.
-    support: full
 options:
   name:
     description: Name of the deployment (1-30 lowercase letters, digits or C(-)).
@@ -165,10 +158,9 @@ error:
 """
 
 from ansible_collections.berth.fleet.plugins.module_utils._module import (
-    call,
+    apply,
     change_result,
-    new_module,
-    run,
+    run_module,
 )
 
 ARGUMENT_SPEC = {
@@ -211,28 +203,27 @@ def converge(module):
     rollout = ["--rollout", p["rollout"]] if p.get("rollout") else []
     if p["state"] == "deployed":
         args = ["deploy", p["name"], "-f", "-", *rollout]
-        response = call(module, args, spec=deployment_spec(p), check=module.check_mode)
+        response = apply(module, args, spec=deployment_spec(p))
     elif p["state"] == "rolled_back":
         args = ["rollback", p["name"], *rollout]
         if p.get("revision") is not None:
             args += ["--to", str(p["revision"])]
         if p.get("undo_rollout"):
             args += ["--undo", p["undo_rollout"]]
-        response = call(module, args, check=module.check_mode)
+        response = apply(module, args)
     else:
-        response = call(module, ["undeploy", p["name"]], check=module.check_mode)
+        response = apply(module, ["undeploy", p["name"]])
         return change_result(module, response, revision=None, previous=None)
     return change_result(module, response, **_payload(response))
 
 
 def main():
-    module = new_module(
+    run_module(
         ARGUMENT_SPEC,
-        supports_check_mode=True,
+        converge,
         required_if=[("state", "deployed", ["containers"])],
         mutually_exclusive=[("revision", "undo_rollout")],
     )
-    run(module, converge)
 
 
 if __name__ == "__main__":

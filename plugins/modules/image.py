@@ -27,12 +27,13 @@ description:
 author:
   - Berth maintainers (@berth-project)
 extends_documentation_fragment:
+  - berth.fleet.attributes
+  - berth.fleet.attributes.actionable
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.actiongroups
   - berth.fleet.runtime
 attributes:
   check_mode:
-    support: full
     details:
       - In check mode nothing is fetched, built, written, tagged, pushed or removed. A pull resolves
         the manifest on the registry (a read) to say what it would fetch; an import reads the archive.
@@ -40,18 +41,7 @@ attributes:
         that would run (O(name) missing, or O(force)) is reported as a change, with a warning when
         O(force) is set.
   diff_mode:
-    support: full
     details: The diff shows whether O(name) is present, and the image's digest and names, before and after.
-  platform:
-    platforms: debian
-    details: Hosts that run systemd as their service manager and the Berth runtime; tested on Debian 12.
-  action_group:
-    support: full
-    membership:
-      - berth.fleet.berth
-  idempotent:
-    description: A second run with the same options reports no change and makes none.
-    support: full
 options:
   name:
     description:
@@ -295,10 +285,9 @@ error:
 """
 
 from ansible_collections.berth.fleet.plugins.module_utils._module import (
-    call,
+    apply,
     change_result,
-    new_module,
-    run,
+    run_module,
 )
 from ansible_collections.berth.fleet.plugins.module_utils._options import set_options, string_map
 from ansible_collections.berth.fleet.plugins.module_utils._runtime import InvalidOption
@@ -400,9 +389,7 @@ def image_request(params):
 
 
 def apply_image(module):
-    response = call(
-        module, ["image", "apply", "-f", "-"], spec=image_request(module.params), check=module.check_mode
-    )
+    response = apply(module, ["image", "apply", "-f", "-"], spec=image_request(module.params))
     data = response.data or {}
     image = data.get("image")
     if module.check_mode:
@@ -411,13 +398,12 @@ def apply_image(module):
 
 
 def main():
-    module = new_module(
+    run_module(
         ARGUMENT_SPEC,
-        supports_check_mode=True,
+        apply_image,
         mutually_exclusive=[("build", "archive")],
         required_if=[("source", "build", ["build"]), ("source", "import", ["archive"])],
     )
-    run(module, apply_image)
 
 
 if __name__ == "__main__":

@@ -17,23 +17,11 @@ description:
 author:
   - Berth maintainers (@berth-project)
 extends_documentation_fragment:
+  - berth.fleet.attributes
+  - berth.fleet.attributes.info_module
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.actiongroups
   - berth.fleet.runtime
-attributes:
-  check_mode:
-    support: full
-    details: The module only reads, so it runs in check mode as it does otherwise.
-  diff_mode:
-    support: N/A
-    details: The module never changes the host.
-  platform:
-    platforms: debian
-    details: Hosts that run systemd as their service manager and the Berth runtime; tested on Debian 12.
-  action_group:
-    support: full
-    membership:
-      - berth.fleet.berth
 options:
   name:
     description:
@@ -114,10 +102,9 @@ error:
 
 from ansible_collections.berth.fleet.plugins.module_utils._module import (
     call,
-    new_module,
-    run,
+    lookup,
+    run_module,
 )
-from ansible_collections.berth.fleet.plugins.module_utils._runtime import RuntimeFailed
 
 ARGUMENT_SPEC = {"name": {"type": "str"}}
 
@@ -127,18 +114,12 @@ def read_images(module):
     if name is None:
         data = call(module, ["image", "ls"]).data or {}
         return {"changed": False, "images": list(data.get("images") or [])}
-    try:
-        response = call(module, ["image", "inspect", name])
-    except RuntimeFailed as exc:
-        if exc.kind == "not-found":
-            return {"changed": False, "images": []}
-        raise
-    return {"changed": False, "images": [response.data]}
+    response = lookup(module, ["image", "inspect", name])
+    return {"changed": False, "images": [] if response is None else [response.data]}
 
 
 def main():
-    module = new_module(ARGUMENT_SPEC, supports_check_mode=True)
-    run(module, read_images)
+    run_module(ARGUMENT_SPEC, read_images)
 
 
 if __name__ == "__main__":

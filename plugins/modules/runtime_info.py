@@ -18,23 +18,14 @@ description:
 author:
   - Berth maintainers (@berth-project)
 extends_documentation_fragment:
+  - berth.fleet.attributes
+  - berth.fleet.attributes.info_module
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.actiongroups
   - berth.fleet.runtime
 attributes:
-  check_mode:
-    support: full
-    details: The module only reads, so it runs in check mode as it does otherwise.
-  diff_mode:
-    support: N/A
-    details: The module never changes the host.
   platform:
-    platforms: debian
     details: Hosts that run systemd as their service manager; tested on Debian 12.
-  action_group:
-    support: full
-    membership:
-      - berth.fleet.berth
 options: {}
 seealso:
   - module: berth.fleet.unit
@@ -98,11 +89,7 @@ error:
   type: dict
 """
 
-from ansible_collections.berth.fleet.plugins.module_utils._module import (
-    connect,
-    new_module,
-    run,
-)
+from ansible_collections.berth.fleet.plugins.module_utils._module import connect, run_module
 from ansible_collections.berth.fleet.plugins.module_utils._runtime import (
     PROTOCOL,
     RuntimeMissing,
@@ -131,8 +118,7 @@ def describe_runtime(module):
 
 
 def main():
-    module = new_module({}, supports_check_mode=True)
-    run(module, describe_runtime)
+    run_module({}, describe_runtime)
 
 
 if __name__ == "__main__":

@@ -24,26 +24,14 @@ description:
 author:
   - Berth maintainers (@berth-project)
 extends_documentation_fragment:
+  - berth.fleet.attributes
+  - berth.fleet.attributes.actionable
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.actiongroups
   - berth.fleet.runtime
 attributes:
-  check_mode:
-    support: full
-    details: In check mode the runtime plans the change without making it; RV(actions) lists the plan.
   diff_mode:
-    support: full
     details: The diff shows the slice's state and resources before and after.
-  platform:
-    platforms: debian
-    details: Hosts that run systemd as their service manager and the Berth runtime; tested on Debian 12.
-  action_group:
-    support: full
-    membership:
-      - berth.fleet.berth
-  idempotent:
-    description: A second run with the same options reports no change and makes none.
-    support: full
 options:
   name:
     description:
@@ -188,45 +176,26 @@ error:
 """
 
 from ansible_collections.berth.fleet.plugins.module_utils._module import (
-    call,
+    apply,
     change_result,
-    new_module,
-    run,
+    run_module,
 )
-from ansible_collections.berth.fleet.plugins.module_utils._options import set_options
+from ansible_collections.berth.fleet.plugins.module_utils._options import resources_option, set_options
 
 ARGUMENT_SPEC = {
     "name": {"type": "str", "required": True},
     "state": {"type": "str", "default": "present", "choices": ["present", "absent"]},
-    "resources": {
-        "type": "dict",
-        "options": {
-            "memory_max": {"type": "str"},
-            "memory_high": {"type": "str"},
-            "memory_swap_max": {"type": "str"},
-            "cpu_quota": {"type": "str"},
-            "cpu_weight": {"type": "int"},
-            "io_weight": {"type": "int"},
-            "tasks_max": {"type": "str"},
-            "cpus": {"type": "str"},
-            "mems": {"type": "str"},
-        },
-    },
+    "resources": resources_option(cpus={"type": "str"}, mems={"type": "str"}),
 }
 
 
 def slice_request(params):
     """The document `berth slice apply` reads on stdin."""
-    doc = set_options(params, ARGUMENT_SPEC, ["name", "state", "resources"])
-    if not doc.get("resources"):
-        doc.pop("resources", None)
-    return doc
+    return set_options(params, ARGUMENT_SPEC, ["name", "state", "resources"])
 
 
 def apply_slice(module):
-    response = call(
-        module, ["slice", "apply", "-f", "-"], spec=slice_request(module.params), check=module.check_mode
-    )
+    response = apply(module, ["slice", "apply", "-f", "-"], spec=slice_request(module.params))
     data = dict(response.data or {})
     spec_hash = data.pop("spec_hash", None)
     for key in ("state", "check_mode"):
@@ -235,8 +204,7 @@ def apply_slice(module):
 
 
 def main():
-    module = new_module(ARGUMENT_SPEC, supports_check_mode=True)
-    run(module, apply_slice)
+    run_module(ARGUMENT_SPEC, apply_slice)
 
 
 if __name__ == "__main__":

@@ -17,23 +17,11 @@ description:
 author:
   - Berth maintainers (@berth-project)
 extends_documentation_fragment:
+  - berth.fleet.attributes
+  - berth.fleet.attributes.info_module
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.actiongroups
   - berth.fleet.runtime
-attributes:
-  check_mode:
-    support: full
-    details: The module only reads, so it runs in check mode as it does otherwise.
-  diff_mode:
-    support: N/A
-    details: The module never changes the host.
-  platform:
-    platforms: debian
-    details: Hosts that run systemd as their service manager and the Berth runtime; tested on Debian 12.
-  action_group:
-    support: full
-    membership:
-      - berth.fleet.berth
 options:
   name:
     description:
@@ -88,11 +76,7 @@ error:
   type: dict
 """
 
-from ansible_collections.berth.fleet.plugins.module_utils._module import (
-    call,
-    new_module,
-    run,
-)
+from ansible_collections.berth.fleet.plugins.module_utils._module import call, run_module
 
 ARGUMENT_SPEC = {"name": {"type": "str"}}
 
@@ -106,8 +90,7 @@ def read_slices(module):
 
 
 def main():
-    module = new_module(ARGUMENT_SPEC, supports_check_mode=True)
-    run(module, read_slices)
+    run_module(ARGUMENT_SPEC, read_slices)
 
 
 if __name__ == "__main__":

@@ -22,26 +22,14 @@ description:
 author:
   - Berth maintainers (@berth-project)
 extends_documentation_fragment:
+  - berth.fleet.attributes
+  - berth.fleet.attributes.actionable
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.actiongroups
   - berth.fleet.runtime
 attributes:
-  check_mode:
-    support: full
-    details: In check mode the runtime plans the change without making it; RV(actions) lists the plan.
   diff_mode:
-    support: full
     details: The diff shows the unit's state and canonical spec before and after.
-  platform:
-    platforms: debian
-    details: Hosts that run systemd as their service manager and the Berth runtime; tested on Debian 12.
-  action_group:
-    support: full
-    membership:
-      - berth.fleet.berth
-  idempotent:
-    description: A second run with the same options reports no change and makes none.
-    support: full
 options:
   name:
     description:
@@ -268,12 +256,15 @@ error:
 """
 
 from ansible_collections.berth.fleet.plugins.module_utils._module import (
-    call,
+    apply,
     change_result,
-    new_module,
-    run,
+    run_module,
 )
-from ansible_collections.berth.fleet.plugins.module_utils._runtime import InvalidOption
+from ansible_collections.berth.fleet.plugins.module_utils._options import (
+    resources_option,
+    set_options,
+    string_map,
+)
 
 # Every option here is a field of the runtime's spec (runtime_path is added by new_module).
 ARGUMENT_SPEC = {
@@ -285,64 +276,21 @@ ARGUMENT_SPEC = {
     "environment": {"type": "dict"},
     "working_directory": {"type": "str"},
     "user": {"type": "str"},
-    "resources": {
-        "type": "dict",
-        "options": {
-            "memory_max": {"type": "str"},
-            "memory_high": {"type": "str"},
-            "memory_swap_max": {"type": "str"},
-            "cpu_quota": {"type": "str"},
-            "cpu_weight": {"type": "int"},
-            "tasks_max": {"type": "str"},
-            "io_weight": {"type": "int"},
-        },
-    },
+    "resources": resources_option(),
     "properties": {"type": "dict"},
 }
 
 
-def environment_strings(environment):
-    """Environment values as strings; refuse values whose string form YAML made ambiguous."""
-    result = {}
-    for key, value in environment.items():
-        if value is None:
-            raise InvalidOption(
-                f"environment.{key} has no value; write '' for an empty string",
-                details={"option": "environment", "key": str(key)},
-            )
-        if isinstance(value, bool):
-            raise InvalidOption(
-                f"environment.{key} is the boolean {value}, not a string: quote the value you mean "
-                f"(for example '{str(value).lower()}')",
-                details={"option": "environment", "key": str(key)},
-            )
-        if not isinstance(value, (str, int, float)):
-            raise InvalidOption(
-                f"environment.{key} must be a string, not a {type(value).__name__}",
-                details={"option": "environment", "key": str(key)},
-            )
-        result[str(key)] = str(value)
-    return result
-
-
 def unit_spec(params):
     """The runtime's spec from the module's options; unset options are left to the runtime."""
-    spec = {key: params[key] for key in ARGUMENT_SPEC if params.get(key) is not None}
+    spec = set_options(params, ARGUMENT_SPEC, list(ARGUMENT_SPEC))
     if "environment" in spec:
-        spec["environment"] = environment_strings(spec["environment"])
-    if "resources" in spec:
-        limits = {key: value for key, value in spec["resources"].items() if value is not None}
-        if limits:
-            spec["resources"] = limits
-        else:
-            del spec["resources"]
+        spec["environment"] = string_map("environment", spec["environment"])
     return spec
 
 
 def apply_unit(module):
-    response = call(
-        module, ["unit", "apply", "-f", "-"], spec=unit_spec(module.params), check=module.check_mode
-    )
+    response = apply(module, ["unit", "apply", "-f", "-"], spec=unit_spec(module.params))
     data = response.data or {}
     return change_result(
         module,
@@ -354,12 +302,7 @@ def apply_unit(module):
 
 
 def main():
-    module = new_module(
-        ARGUMENT_SPEC,
-        supports_check_mode=True,
-        required_if=[("state", "started", ["command"])],
-    )
-    run(module, apply_unit)
+    run_module(ARGUMENT_SPEC, apply_unit, required_if=[("state", "started", ["command"])])
 
 
 if __name__ == "__main__":

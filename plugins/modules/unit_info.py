@@ -17,23 +17,11 @@ description:
 author:
   - Berth maintainers (@berth-project)
 extends_documentation_fragment:
+  - berth.fleet.attributes
+  - berth.fleet.attributes.info_module
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.actiongroups
   - berth.fleet.runtime
-attributes:
-  check_mode:
-    support: full
-    details: The module only reads, so it runs in check mode as it does otherwise.
-  diff_mode:
-    support: N/A
-    details: The module never changes the host.
-  platform:
-    platforms: debian
-    details: Hosts that run systemd as their service manager and the Berth runtime; tested on Debian 12.
-  action_group:
-    support: full
-    membership:
-      - berth.fleet.berth
 options:
   name:
     description:
@@ -115,10 +103,9 @@ error:
 
 from ansible_collections.berth.fleet.plugins.module_utils._module import (
     call,
-    new_module,
-    run,
+    lookup,
+    run_module,
 )
-from ansible_collections.berth.fleet.plugins.module_utils._runtime import RuntimeFailed
 
 ARGUMENT_SPEC = {"name": {"type": "str"}}
 
@@ -134,18 +121,12 @@ def read_units(module):
     name = module.params["name"]
     if name is None:
         return {"changed": False, "units": listed_units(call(module, ["unit", "ls"]).data)}
-    try:
-        response = call(module, ["unit", "inspect", name])
-    except RuntimeFailed as exc:
-        if exc.kind == "not-found":
-            return {"changed": False, "units": []}
-        raise
-    return {"changed": False, "units": [response.data]}
+    response = lookup(module, ["unit", "inspect", name])
+    return {"changed": False, "units": [] if response is None else [response.data]}
 
 
 def main():
-    module = new_module(ARGUMENT_SPEC, supports_check_mode=True)
-    run(module, read_units)
+    run_module(ARGUMENT_SPEC, read_units)
 
 
 if __name__ == "__main__":

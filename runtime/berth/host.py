@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 
 def boot_identity() -> str:
     """Changes at every boot of this host, including a `berth lab reboot` of a namespace host.
@@ -11,7 +13,24 @@ def boot_identity() -> str:
     """
     with open("/proc/sys/kernel/random/boot_id") as fh:
         boot_id = fh.read().strip()
-    with open("/proc/1/stat", "rb") as fh:
-        stat = fh.read()
-    pid1_start = stat[stat.rindex(b")") + 2 :].split()[19].decode()
-    return f"{boot_id}:{pid1_start}"
+    return f"{boot_id}:{process_start(1)}"
+
+
+def process_start(pid: int) -> str | None:
+    """When process `pid` started, in clock ticks after boot (field 22 of /proc/PID/stat).
+
+    With the PID it names one process for the whole boot: a PID reused later has another start
+    time. None: no such process (as this PID namespace sees it).
+    """
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            stat = fh.read()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    # The command name (field 2) may hold spaces and parentheses: count from the last ")".
+    return stat[stat.rindex(b")") + 2 :].split()[19].decode()
+
+
+def pid_namespace() -> str:
+    """This process's PID namespace ("pid:[INODE]"): PIDs mean something only within one."""
+    return os.readlink("/proc/self/ns/pid")

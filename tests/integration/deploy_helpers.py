@@ -14,9 +14,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from labkit import Lab
 from rootfs import ROOTFS, build_rootfs
-
-from conftest import Lab
 
 CTX = "/var/lib/berth/deploy-ctx"
 PORT = 8080
@@ -79,7 +78,7 @@ def serving(lab: Lab, host: str, via: str | None = None, port: int = PORT) -> st
     """What the service port of `host` answers (asked from `via`, default another host)."""
     client = via or next(h for h in lab.hosts if h != host)
     proc = lab.run(
-        client, ["timeout", "3", "wget", "-qO-", f"http://{lab.addresses[host]}:{PORT}/"], check=False
+        client, ["timeout", "3", "wget", "-qO-", f"http://{lab.addresses[host]}:{port}/"], check=False
     )
     return proc.stdout.strip()
 

@@ -5,7 +5,7 @@ It stands in for an image until the image store lands: one read-only layer.
 
 from __future__ import annotations
 
-from conftest import Lab
+from labkit import Lab
 
 ROOTFS = "/var/lib/berth/test-rootfs"
 

@@ -16,9 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from labkit import VENV, Lab, berth
 from rootfs import ROOTFS, build_rootfs
-
-from conftest import VENV, Lab, berth
 
 pytestmark = [pytest.mark.lab, pytest.mark.vm]
 

@@ -7,9 +7,8 @@ import time
 from collections.abc import Iterator
 
 import pytest
+from labkit import Lab
 from rootfs import ROOTFS, build_rootfs
-
-from conftest import Lab
 
 pytestmark = pytest.mark.lab
 
@@ -343,6 +342,41 @@ def test_rm_refuses_a_running_container_without_force(box: Box) -> None:
     assert out["error"]["kind"] == "conflict" and "running" in out["error"]["message"]
 
 
+@pytest.mark.parametrize("grace", [(), ("-t", "1")], ids=["default", "t1"])
+def test_rm_f_kills_a_container_that_ignores_its_stop_signal(box: Box, grace: tuple[str, ...]) -> None:
+    """`rm -f` is podman's `rm -f -t 0`: SIGKILL at once, not the stop signal and a long wait.
+
+    The container ignores SIGTERM and has a stop timeout longer than berth's own wait for a stop
+    job (120 s): a graceful stop could not finish in time, so being gone is the proof.
+    """
+    name = f"stubborn-{'t' if grace else 'now'}"
+    box.detach(name, "sh", "-c", 'trap "" TERM; sleep 1000', opts=("--stop-timeout", "300"))
+    info = box.inspect(name)
+    pid, cgroup, unit = info["pid"], info["control_group"], info["unit"]
+    out = box.lab.berth(box.host, "rm", "-f", *grace, name)
+    stop = {"action": "stop", "target": name, "detail": {"timeout": int(grace[1]) if grace else 0}}
+    assert out["actions"] == [stop, {"action": "remove", "target": name}], out["actions"]
+    assert box.lab.berth(box.host, "inspect", name, check=False)["error"]["kind"] == "not-found"
+    assert box.lab.run(box.host, ["systemctl", "status", unit], check=False).returncode == 4
+    assert box.lab.run(box.host, ["test", "-e", f"/proc/{pid}"], check=False).returncode == 1
+    for ctrl in ("memory", "pids", "systemd"):
+        assert (
+            box.lab.run(box.host, ["test", "-e", f"/sys/fs/cgroup/{ctrl}{cgroup}"], check=False).returncode
+            == 1
+        )
+    for path in (f"/var/lib/berth/containers/{name}", f"/run/berth/containers/{name}"):
+        assert box.lab.run(box.host, ["test", "-e", path], check=False).returncode == 1
+    assert f"containers/{name}" not in box.sh("cat", "/proc/self/mountinfo")
+    # Killed by the SIGKILL berth sent, not by systemd giving up on the stop timeout.
+    journal = wait_for(
+        lambda: (
+            (j := box.sh("journalctl", "--no-pager", "-o", "cat", "-u", unit)) and "status=9/KILL" in j and j
+        )
+    )
+    assert "timed out" not in journal, journal
+    box.names.discard(name)
+
+
 BAD_NAMES = ["../x", "a/b", "x;y", "new\nline", "ünï", "x" * 64, "-lead", ""]
 
 
@@ -498,3 +532,35 @@ def test_many_layers_beyond_the_mount_option_page(box: Box) -> None:
     out = box.lab.run(box.host, ["berth", "run", "--rm", "-f", "/var/lib/berth/layered.json"]).stdout.split()
     assert out == ["200", "200"]
     box.sh("rm", "-rf", base, "/var/lib/berth/layered.json")
+
+
+def test_a_replacement_that_cannot_run_here_changes_nothing(box: Box) -> None:
+    """The host is checked before the first action: the old container is not stopped for a new
+    spec whose bind source is missing, and no unit or record of a new one is made."""
+    box.detach("keep", "sleep", "600", opts=("--stop-timeout", "1"))
+    before = box.inspect("keep")
+    spec = {
+        "name": "keep",
+        "rootfs": ROOTFS,
+        "command": ["sleep", "601"],
+        "mounts": [{"type": "bind", "source": "/nope/src", "target": "/x"}],
+    }
+    request = json.dumps({"state": "started", "spec": spec})
+    # check mode plans the replacement and warns that it would fail
+    planned = box.lab.berth(box.host, "container", "apply", "--check", "-f", "-", input=request)
+    assert [a["action"] for a in planned["actions"]] == ["stop", "remove", "create", "start"]
+    assert any("/nope/src" in w for w in planned["warnings"]), planned["warnings"]
+    out = box.lab.berth(box.host, "container", "apply", "-f", "-", input=request, check=False)
+    assert out["exit_code"] != 0 and out["error"]["kind"] == "not-found", out
+    assert "/nope/src" in out["error"]["message"] and not out.get("changed") and not out.get("actions")
+    # `create` of the taken name names the missing source too
+    created = box.lab.berth(
+        box.host, "create", "--name", "keep", "--rootfs", ROOTFS, "-v", "/nope/src:/x", "true", check=False
+    )
+    assert created["exit_code"] != 0 and "/nope/src" in created["error"]["message"], created
+    after = box.inspect("keep")
+    assert after["status"] == "running" and after["pid"] == before["pid"], after
+    assert after["spec_hash"] == before["spec_hash"] and after["started_at"] == before["started_at"]
+    units = box.sh("systemctl", "list-units", "--all", "--plain", "--no-legend", "berth-keep*")
+    assert [u.split()[0] for u in units.splitlines()] == ["berth-keep.service"]
+    assert_nothing_left(box)

@@ -6,13 +6,12 @@ client looping on the service port during a deploy and a rollback sees no failed
 
 from __future__ import annotations
 
-import threading
 import time
+from collections.abc import Iterator
 
 import pytest
 from deploy_helpers import Looper, prepare_host, serving, spec, write_spec
-
-from conftest import Lab
+from labkit import Lab, berth
 
 pytestmark = pytest.mark.lab
 
@@ -23,12 +22,15 @@ AFTER = ["switching", "switched", "activated", "retired"]
 
 
 @pytest.fixture(scope="module")
-def host(lab: Lab) -> str:
+def host(lab: Lab) -> Iterator[str]:
     h = lab.hosts[1]
     prepare_host(lab, h)
     lab.run(h, ["sh", "-c", "berth undeploy crash >/dev/null 2>&1; true"])
     lab.berth(h, "deploy", "crash", "-f", write_spec(lab, h, spec(1, name="crash", port=CRASH_PORT)))
-    return h
+    try:
+        yield h
+    finally:  # the lab is shared with later modules
+        lab.run(h, ["sh", "-c", "berth undeploy crash >/dev/null 2>&1; true"])
 
 
 def consistent(lab: Lab, host: str) -> int:
@@ -76,9 +78,7 @@ def test_reboot_in_the_middle_of_a_deploy(lab: Lab, host: str, point: str) -> No
     path = write_spec(lab, host, doc)
     lab.run(host, ["berth", "system", "install"])  # berth-restore.service runs at boot
     lab.run(host, ["berth", "deploy", "crash", "-f", path], env={"BERTH_DEPLOY_CRASH_AT": point}, check=False)
-    from conftest import berth as machine_berth
-
-    machine_berth("lab", "reboot", "--name", lab.name, host)
+    berth("lab", "reboot", "--name", lab.name, host)
     lab.refresh()
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -94,29 +94,23 @@ def test_no_failed_request_during_deploy_and_rollback(lab: Lab) -> None:
     server, client = lab.hosts[2], lab.hosts[0]
     prepare_host(lab, server)
     lab.run(server, ["sh", "-c", "berth undeploy live >/dev/null 2>&1; true"])
-    lab.berth(server, "deploy", "live", "-f", write_spec(lab, server, spec(1, name="live", port=LIVE_PORT)))
-    assert serving(lab, server, client, LIVE_PORT) == "v1"
-    with Looper(lab, client, [server], LIVE_PORT) as loop:
-        time.sleep(1)
-        lab.berth(
-            server, "deploy", "live", "-f", write_spec(lab, server, spec(2, name="live", port=LIVE_PORT))
-        )
-        time.sleep(1)
-        lab.berth(server, "rollback", "live")
-        time.sleep(1)
-        broken = threading.Thread(
-            target=lab.berth,
-            args=(
-                server,
-                "deploy",
-                "live",
-                "-f",
-                write_spec(lab, server, spec(3, name="live", port=LIVE_PORT)),
-            ),
-            kwargs={"check": False},
-        )
-        broken.start()
-        broken.join()
-        time.sleep(1)
-    assert len(loop.lines) > 20 and not loop.failures, loop.failures[:5]
-    assert loop.bodies() == {"v1", "v2"}
+
+    def deploy(version: int, check: bool = True) -> None:
+        path = write_spec(lab, server, spec(version, name="live", port=LIVE_PORT))
+        lab.berth(server, "deploy", "live", "-f", path, check=check)
+
+    try:
+        deploy(1)
+        assert serving(lab, server, client, LIVE_PORT) == "v1"
+        with Looper(lab, client, [server], LIVE_PORT) as loop:
+            time.sleep(1)
+            deploy(2)
+            time.sleep(1)
+            lab.berth(server, "rollback", "live")
+            time.sleep(1)
+            deploy(3, check=False)  # never healthy: rolls itself back while the client loops
+            time.sleep(1)
+        assert len(loop.lines) > 20 and not loop.failures, loop.failures[:5]
+        assert loop.bodies() == {"v1", "v2"}
+    finally:
+        lab.run(server, ["sh", "-c", "berth undeploy live >/dev/null 2>&1; true"])

@@ -6,13 +6,13 @@ rollback to v1 with no registry anywhere, and retention that prunes only what no
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from deploy_helpers import prepare_host, serving
-
-from conftest import REPO, Lab
+from labkit import REPO, Lab
 
 pytestmark = pytest.mark.lab
 
@@ -31,12 +31,16 @@ berth_app_containers:
 
 
 @pytest.fixture(scope="module")
-def fleet(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def fleet(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     for host in lab.hosts:
         prepare_host(lab, host)
     work = tmp_path_factory.mktemp("deploy")
     (work / "app.yml").write_text(APP)
-    return work
+    try:
+        yield work
+    finally:  # the lab is shared with later modules: leave no deployment holding a port
+        for host in lab.hosts:
+            lab.run(host, ["sh", "-c", "berth undeploy shop >/dev/null 2>&1; true"])
 
 
 def play(lab: Lab, work: Path, book: str, *extra: str, check: bool = True) -> tuple[int, dict[str, Any]]:

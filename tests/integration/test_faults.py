@@ -27,9 +27,8 @@ from typing import Any
 
 import pytest
 from images_helpers import BERTH, berth, busybox_rootfs
+from labkit import Lab
 from rootfs import ROOTFS, build_rootfs
-
-from conftest import Lab
 
 ROOT = pytest.mark.skipif(os.geteuid() != 0, reason="the image store needs root (mknod, trusted xattrs)")
 SEED = int(os.environ.get("BERTH_FAULT_SEED") or random.SystemRandom().randrange(1 << 31))
@@ -472,11 +471,6 @@ def test_kill_during_build_with_run_steps_converges(
 
 
 @pytest.mark.lab
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a build killed during a RUN step leaves its step container (record, upper dir, "
-    "store use) behind for good: nothing reaps build-* containers whose builder is gone",
-)
 def test_a_build_killed_during_a_run_step_leaves_no_step_container(
     pytestconfig: pytest.Config, host: Host
 ) -> None:
@@ -506,3 +500,51 @@ def test_a_build_killed_during_a_run_step_leaves_no_step_container(
         "ls /var/lib/berth/images/uses | grep '^container-build-' || true"
     ).stdout.split()
     assert leftovers == [], f"left behind by the killed build: {leftovers}"
+
+
+def _kill_build_during_step(host: Host, ctx: str, tag: str) -> None:
+    """Start a build, SIGKILL it while its RUN step's unit is active."""
+    out = host.sh(
+        f"berth image build --no-cache -t {tag} {ctx} >/dev/null 2>&1 & p=$!; "
+        "for i in $(seq 200); do "
+        "[ -n \"$(systemctl list-units --state=active --plain --no-legend 'berth-build-*')\" ] && break; "
+        "sleep 0.05; done; kill -9 $p; wait $p; "
+        "systemctl list-units --state=active --plain --no-legend 'berth-build-*' | wc -l"
+    ).stdout.split()
+    assert out[-1] == "1", "the kill did not land during the step"
+
+
+@pytest.mark.lab
+def test_prune_reaps_a_killed_builds_step_and_leaves_a_live_builds_alone(
+    pytestconfig: pytest.Config, host: Host
+) -> None:
+    rec = _rec(pytestconfig)
+    rec.guard("corrupt-store")
+    ctx = "/var/lib/berth/faults/ctx-reap"
+    host.lab.run(
+        host.name,
+        ["sh", "-c", f"mkdir -p {ctx} && cat > {ctx}/Containerfile"],
+        input="FROM flt-base\nRUN sleep 3 && echo reaped > /r\n",
+    )
+    _kill_build_during_step(host, ctx, "flt-reap:1")
+    rec.faults(1, "kill -9 during a RUN step")
+    # check mode names the orphan and leaves it be; a real prune removes it (without any build)
+    planned = host.berth("image", "prune", "--check")["actions"]
+    orphans = [a["target"] for a in planned if a["action"] == "remove-container"]
+    assert len(orphans) == 1 and orphans[0].startswith("build-"), planned
+    assert host.sh(f"ls -d /var/lib/berth/containers/{orphans[0]}", check=False).returncode == 0
+    pruned = host.berth("image", "prune")["actions"]
+    assert [a["target"] for a in pruned if a["action"] == "remove-container"] == orphans
+    host.assert_gone(orphans[0])
+    # a prune during a live build's step leaves the step alone: the build completes
+    out = host.sh(
+        f"berth image build --no-cache -t flt-reap:2 {ctx} >/dev/null 2>&1 & p=$!; "
+        "for i in $(seq 200); do "
+        "[ -n \"$(systemctl list-units --state=active --plain --no-legend 'berth-build-*')\" ] && break; "
+        "sleep 0.05; done; berth --json image prune > /var/lib/berth/faults/prune.json; "
+        "wait $p; echo build=$?; cat /var/lib/berth/faults/prune.json"
+    ).stdout
+    assert "build=0" in out, out
+    assert "remove-container" not in out, out
+    run = host.sh("berth run --rm --name flt-reap-check flt-reap:2 cat /r").stdout.split()
+    assert run == ["reaped"]

@@ -10,8 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-
-from conftest import BERTH, VENV, Lab, berth, boot_lab
+from labkit import BERTH, VENV, Lab, berth, boot_lab
 
 pytestmark = pytest.mark.lab
 

@@ -12,8 +12,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
-from conftest import BERTH
+from labkit import BERTH
 
 STATE_ROOT = Path(os.environ.get("BERTH_LAB_STATE_DIR") or "/var/lib/berth-lab")
 

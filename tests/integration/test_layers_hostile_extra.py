@@ -23,9 +23,8 @@ from typing import Any
 import pytest
 from hostile_extra import all_cases
 from hostile_layers import Case, cases
+from labkit import VENV, Lab
 from test_layers_hostile import run_case
-
-from conftest import VENV, Lab
 
 
 def _rec(config: pytest.Config) -> Any:

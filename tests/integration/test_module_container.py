@@ -19,7 +19,7 @@ from rootfs import ROOTFS, build_rootfs
 from test_module_unit import Play
 
 if TYPE_CHECKING:
-    from conftest import Lab
+    from labkit import Lab
 
 pytestmark = pytest.mark.lab
 
@@ -193,10 +193,9 @@ BAD_OPTIONS = [
         ["mode"],
     ),
 ]
-# The runtime checks bind sources in its create handler, after it stopped and removed the old
-# container; the module reports that honestly (changed, with those actions). Expected to pass once
-# the runtime checks sources before it applies anything.
-KNOWN_RUNTIME_GAPS = {"missing-bind-source"}
+# Cases the runtime cannot yet refuse before it applies anything (xfail, strict). Empty: the
+# runtime checks the host (bind sources, secrets, image, networks) before the first action.
+KNOWN_RUNTIME_GAPS: set[str] = set()
 
 
 @pytest.mark.parametrize(

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
-    from conftest import Lab
+    from labkit import Lab
 
 pytestmark = pytest.mark.lab
 

@@ -6,8 +6,7 @@ import os
 import subprocess
 
 import pytest
-
-from conftest import REPO, VENV, berth
+from labkit import REPO, VENV, berth
 
 pytestmark = pytest.mark.lab
 

@@ -11,9 +11,8 @@ import time
 from collections.abc import Iterator
 
 import pytest
+from labkit import VENV, Lab
 from rootfs import ROOTFS, build_rootfs
-
-from conftest import VENV, Lab
 
 pytestmark = pytest.mark.lab
 PY = str(VENV / "bin" / "python")

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from labkit import Lab, berth
 from rootfs import ROOTFS, build_rootfs
-
-from conftest import Lab, berth
 
 pytestmark = pytest.mark.lab
 

@@ -5,9 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from labkit import Lab
 from rootfs import ROOTFS, build_rootfs
-
-from conftest import Lab
 
 pytestmark = pytest.mark.lab
 

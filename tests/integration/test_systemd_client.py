@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from labkit import BERTH, Lab
 
 from berth.systemd.names import unit_object_path
-from conftest import BERTH, Lab
 
 BACKENDS = ["dbus-fast", "dbus-next"]
 NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]

@@ -21,9 +21,13 @@ def register(sub: Any) -> None:
     add_spec_flags(run)
     create = add_command(sub, "create", run_create, "create a container without starting it")
     add_spec_flags(create)
+    stop = add_command(
+        sub, "stop", run_stop, "stop containers (stop signal, then SIGKILL after the stop timeout)"
+    )
+    _time_option(stop, "default: the container's --stop-timeout")
+    stop.add_argument("names", nargs="+", metavar="NAME")
     for name, fn, text in (
         ("start", run_start, "start containers"),
-        ("stop", run_stop, "stop containers (stop signal, then SIGKILL after the stop timeout)"),
         ("restart", run_restart, "stop and start containers"),
         ("inspect", run_inspect, "everything berth and systemd know about containers"),
     ):
@@ -54,7 +58,13 @@ def register(sub: Any) -> None:
     kill.add_argument("-s", "--signal", default="KILL", help="signal name or number (default KILL)")
     kill.add_argument("names", nargs="+", metavar="NAME")
     rm = add_command(sub, "rm", run_rm, "remove containers: unit, upper dir, state")
-    rm.add_argument("-f", "--force", action="store_true", help="stop running containers first")
+    rm.add_argument(
+        "-f",
+        "--force",
+        action="store_true",
+        help="stop running containers first (SIGKILL at once, unless -t)",
+    )
+    _time_option(rm, "with -f; default 0: killed at once, as `podman rm -f -t 0`")
     rm.add_argument("names", nargs="+", metavar="NAME")
     ps = add_command(sub, "ps", run_ps, "list running containers")
     ps.add_argument("-a", "--all", action="store_true", help="list every container, not only running ones")
@@ -73,6 +83,23 @@ def register(sub: Any) -> None:
         "-f", "--file", required=True, metavar="SPEC", help="JSON: {spec: {...}, state: ...} or -"
     )
     apply.add_argument("--check", action="store_true", help="plan only: change nothing")
+
+
+def _time_option(parser: argparse.ArgumentParser, default: str) -> None:
+    parser.add_argument(
+        "-t",
+        "--time",
+        type=_seconds,
+        metavar="SECONDS",
+        help="seconds to wait after the stop signal before SIGKILL, at most the container's "
+        f"stop timeout ({default})",
+    )
+
+
+def _seconds(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of seconds")
+    return int(text)
 
 
 def _containers() -> Any:
@@ -196,7 +223,7 @@ def run_start(args: argparse.Namespace) -> Result:
 
 
 def run_stop(args: argparse.Namespace) -> Result:
-    return _each(args, "stop")
+    return _each(args, "stop", timeout=args.time)
 
 
 def run_restart(args: argparse.Namespace) -> Result:
@@ -289,7 +316,11 @@ def run_kill(args: argparse.Namespace) -> Result:
 
 
 def run_rm(args: argparse.Namespace) -> Result:
-    return _each(args, "remove", force=args.force)
+    """`rm -f` kills a running container at once (SIGKILL), as `podman rm -f -t 0`; -t N waits N s."""
+    if args.time is not None and not args.force:
+        raise InvalidInput("rm -t needs -f: only a forced removal stops a running container")
+    timeout = (0 if args.time is None else args.time) if args.force else None
+    return _each(args, "remove", force=args.force, timeout=timeout)
 
 
 def run_inspect(args: argparse.Namespace) -> Result:

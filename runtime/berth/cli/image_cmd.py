@@ -321,6 +321,7 @@ def run_build(args: argparse.Namespace) -> Result:
         data=data,
         changed=True,
         actions=out.applied,
+        warnings=out.warnings,
         text=lambda: f"built {out.digest} ({len(out.steps)} steps, {cached} cached)",
     )
 
@@ -497,19 +498,26 @@ def run_tag(args: argparse.Namespace) -> Result:
 
 def run_prune(args: argparse.Namespace) -> Result:
     from berth.images import gc
+    from berth.images.run_step import reap_orphaned_steps
 
     store = _store()
+    # First the step containers of killed builds: they run on store layers no use record holds.
+    reaped, warnings = reap_orphaned_steps(check=args.check)
     if args.check:
-        actions = gc.prune(store, all_images=args.all, check=True)
+        actions = reaped + gc.prune(store, all_images=args.all, check=True)
     else:
         with store.locked():
-            actions = gc.prune(store, all_images=args.all)
+            actions = reaped + gc.prune(store, all_images=args.all)
     data = {
         "removed": {k: sum(1 for a in actions if a.kind == k) for k in sorted({a.kind for a in actions})},
         "check_mode": args.check,
     }
     return Result(
-        data=data, changed=bool(actions), actions=actions, text=lambda: _actions_text(actions, args.check)
+        data=data,
+        changed=bool(actions),
+        actions=actions,
+        warnings=warnings,
+        text=lambda: _actions_text(actions, args.check),
     )
 
 

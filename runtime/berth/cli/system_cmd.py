@@ -47,7 +47,10 @@ def run_restore(args: argparse.Namespace) -> Result:
 
     slices = [{"name": unit, "action": "started", "restart": "always"} for unit in Slices().restore()]
     containers = Containers()
-    report = slices + restore(containers)
+    # Step containers of builds the reboot (or a kill) ended: removed, not marked exited.
+    reaped = containers.reap_orphans()
+    removed = [{"name": a.target, "action": "removed", "reason": a.detail["reason"]} for a in reaped.applied]
+    report = slices + removed + restore(containers)
     # After the containers: each deployment ends on one revision, serving (finishing or undoing
     # a deploy a crash or the reboot interrupted).
     deployed = restore_all(Deployments(containers))
@@ -57,9 +60,10 @@ def run_restore(args: argparse.Namespace) -> Result:
         data=report,
         changed=bool(report),
         actions=[Action(r["action"], r["name"]) for r in report],
+        warnings=reaped.warnings,
         text=lambda: "\n".join(f"{r['name']}: {r['action']}" for r in report) or "nothing to restore",
         exit_code=0
-        if len(started) == len([r for r in report if r["restart"] == "always"])
+        if len(started) == len([r for r in report if r.get("restart") == "always"])
         and not [r for r in deployed if r["action"] == "failed"]
         else 1,
     )

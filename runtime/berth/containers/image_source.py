@@ -9,10 +9,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from berth.containers.spec import ContainerSpec
 from berth.errors import InvalidInput, NotFound
+
+if TYPE_CHECKING:
+    from berth.images.store import ImageRecord, ImageStore
 
 
 @dataclass(frozen=True)
@@ -27,6 +30,19 @@ def holder(name: str) -> str:
 
 
 def resolve(spec: ContainerSpec) -> Source:
+    """The container's layers and config; the store is told the container uses the image."""
+    if spec.image is None:
+        return inspect(spec)
+    from berth.images.store import ImageStore
+
+    with ImageStore().locked() as store:
+        source, record = _lookup(store, spec.image)
+        store.register_use(holder(spec.name), images=[record.digest], layers=record.chain_ids)
+    return source
+
+
+def inspect(spec: ContainerSpec) -> Source:
+    """What `resolve` would give, registering nothing (reads of the store need no lock)."""
     if spec.image is None:
         for layer in spec.layers:
             if not Path(layer).is_dir():
@@ -34,22 +50,24 @@ def resolve(spec: ContainerSpec) -> Source:
         return Source(list(reversed(spec.layers)))
     from berth.images.store import ImageStore
 
-    with ImageStore().locked() as store:
-        record = store.resolve(spec.image)
-        layers: list[str] = []
-        for chain_id in reversed(record.chain_ids):  # top first
-            layers.append(str(store.layer_dir(chain_id)))
-            if (store.layer_record(chain_id) or {}).get("opaque_root"):
-                break  # overlayfs ignores an opaque xattr on a layer's root: hide the rest here
-        for layer in layers:
-            if not Path(layer).is_dir():
-                raise NotFound(
-                    f"image {spec.image}: layer {layer} is not unpacked; run `berth image verify --repair`"
-                )
-        config = store.config(record).get("config") or {}
-        store.register_use(holder(spec.name), images=[record.digest], layers=record.chain_ids)
-    image = {"reference": spec.image, "digest": record.digest, "id": record.id}
-    return Source(layers, image, config)
+    return _lookup(ImageStore(), spec.image)[0]
+
+
+def _lookup(store: ImageStore, reference: str) -> tuple[Source, ImageRecord]:
+    record = store.resolve(reference)
+    layers: list[str] = []
+    for chain_id in reversed(record.chain_ids):  # top first
+        layers.append(str(store.layer_dir(chain_id)))
+        if (store.layer_record(chain_id) or {}).get("opaque_root"):
+            break  # overlayfs ignores an opaque xattr on a layer's root: hide the rest here
+    for layer in layers:
+        if not Path(layer).is_dir():
+            raise NotFound(
+                f"image {reference}: layer {layer} is not unpacked; run `berth image verify --repair`"
+            )
+    config = store.config(record).get("config") or {}
+    image = {"reference": reference, "digest": record.digest, "id": record.id}
+    return Source(layers, image, config), record
 
 
 def release(name: str) -> None:

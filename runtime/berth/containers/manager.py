@@ -1,8 +1,10 @@
 """Container operations: each one observes, plans, and applies through `berth.plan.apply`.
 
 Every mutation happens under the containers lock, in a handler below; nothing else creates
-units, directories or records. A create or start that fails is undone before the error is
-reported: no unit, upper dir, record or run dir is left behind by bad input.
+units, directories or records. What the host must provide for a spec (bind sources, image,
+networks) is checked before the first action is applied (`preflight`), so a bad spec changes
+nothing, not even the container it was meant to replace. A create or start that fails is undone
+before the error is reported: no unit, upper dir, record or run dir is left behind by bad input.
 """
 
 from __future__ import annotations
@@ -14,16 +16,16 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from berth import plan as plans
-from berth.containers import image_source, lifecycle, records
+from berth.containers import image_source, lifecycle, owner, preflight, records
 from berth.containers.config import resource_properties, shim_config, unit_properties
 from berth.containers.files import write_runtime_files
 from berth.containers.image_source import process
 from berth.containers.live import EXEC_ONLY, apply_exec_properties
 from berth.containers.observe import Observed, observe
 from berth.containers.paths import ContainerPaths, unit_name
-from berth.containers.plan import plan, plan_create, plan_remove
+from berth.containers.plan import plan, plan_create, plan_remove, plan_stop
 from berth.containers.spec import ContainerSpec, parse_resources
-from berth.errors import Conflict, InvalidInput, JobFailed, NotFound, StartFailed
+from berth.errors import BerthError, Conflict, JobFailed, NotFound, StartFailed
 from berth.host import boot_identity
 from berth.network.containers import attach_container, detach_container
 from berth.plan import Action, Handler
@@ -130,14 +132,27 @@ class Containers:
         with records.locked():
             observed = self.observe(name)
             actions = plan(spec, state, observed)
-            return self._apply(name, spec, actions, observed, check)
+            warnings = self._preflight(spec, actions, check)
+            outcome = self._apply(name, spec, actions, observed, check)
+            outcome.warnings[:0] = warnings
+            return outcome
 
     def create(
-        self, spec: ContainerSpec, start: bool = False, stdio: tuple[int, int, int] | None = None
+        self,
+        spec: ContainerSpec,
+        start: bool = False,
+        stdio: tuple[int, int, int] | None = None,
+        owned: bool = False,
     ) -> Outcome:
+        """A new container; `owned`: it lives only as long as this process (see `owner`)."""
+        # Nothing is applied before the create handler (which checks the rest and undoes itself
+        # on failure); the sources are looked at first so a bad one is named, even for a taken name.
+        preflight.check_sources(spec)
         with records.locked():
             observed = self.observe(spec.name)
             actions = plan_create(spec, observed)
+            if owned:
+                actions = [replace(a, detail={**a.detail, "owner": owner.current()}) for a in actions]
             if start:
                 actions.append(Action("start", spec.name))
             try:
@@ -151,8 +166,9 @@ class Containers:
     def start(self, name: str) -> Outcome:
         return self._simple(name, lambda o: [] if o.running else [Action("start", name)])
 
-    def stop(self, name: str) -> Outcome:
-        return self._simple(name, lambda o: [Action("stop", name)] if o.running else [])
+    def stop(self, name: str, timeout: int | None = None) -> Outcome:
+        """Stop `name`: its stop signal, then SIGKILL after its stop timeout (or `timeout` seconds)."""
+        return self._simple(name, lambda o: plan_stop(o, timeout))
 
     def restart(self, name: str) -> Outcome:
         return self._simple(
@@ -167,8 +183,62 @@ class Containers:
     def kill(self, name: str, signal: int) -> Outcome:
         return self._simple(name, lambda o: [Action("kill", name, {"signal": signal})] if o.running else [])
 
-    def remove(self, name: str, force: bool = False) -> Outcome:
-        return self._simple(name, lambda o: plan_remove(o, force))
+    def remove(self, name: str, force: bool = False, timeout: int | None = None) -> Outcome:
+        """Remove `name`; with `force`, stop it first (`timeout`: seconds before SIGKILL, as `stop`)."""
+        return self._simple(name, lambda o: plan_remove(o, force, timeout))
+
+    def reap_orphans(self, check: bool = False) -> Outcome:
+        """Remove the containers whose owner died without removing them (a killed build's steps).
+
+        Each is checked again under the lock, then removed by the ordinary `remove` handler (its
+        process killed, unit stopped, record, dirs and image use released). A failure is a warning:
+        the command that reaps has work of its own to do.
+        """
+        outcome = Outcome("", [], [])
+        candidates, debris = owner.orphans(), owner.debris()
+        if not candidates and not debris:
+            return outcome  # the common case: no lock, no D-Bus
+        with records.locked():
+            for name in candidates:
+                observed = self.observe(name)
+                if observed.record is None or owner.status(observed.record.get("owner")) != owner.GONE:
+                    continue
+                detail = {"reason": "its owner is gone", "owner": observed.record["owner"]}
+                outcome.planned.append(Action("remove-container", name, detail))
+                if check:
+                    continue
+                spec = ContainerSpec.from_json(observed.record["spec"])
+                try:
+                    self._apply(name, spec, [Action("remove", name)], observed, False)
+                except (BerthError, OSError) as exc:
+                    why = exc.message if isinstance(exc, BerthError) else str(exc)
+                    outcome.warnings.append(f"could not remove orphaned container {name}: {why}")
+                else:
+                    outcome.applied.append(outcome.planned[-1])
+            for name in owner.debris():  # a record-less dir is debris only under the lock
+                action = Action("remove-container", name, {"reason": "a killed create or remove left it"})
+                outcome.planned.append(action)
+                if not check:
+                    paths = ContainerPaths.of(name)
+                    shutil.rmtree(paths.run, ignore_errors=True)
+                    shutil.rmtree(paths.data, ignore_errors=True)
+                    image_source.release(name)
+                    outcome.applied.append(action)
+        return outcome
+
+    def _preflight(self, spec: ContainerSpec | None, actions: list[Action], check: bool) -> list[str]:
+        """Refuse a spec the host cannot run before any action; in check mode, warn instead.
+
+        Check mode only warns: an earlier task of the same play may create the missing source
+        or pull the image, and check mode does not run it.
+        """
+        kinds = {a.kind for a in actions}
+        if spec is None or not kinds & {"create", "start"}:
+            return []
+        found = preflight.problems(spec, create="create" in kinds)
+        if found and not check:
+            raise found[0]
+        return [f"check mode: applying this would fail: {exc.message}" for exc in found]
 
     def _simple(self, name: str, make: Any) -> Outcome:
         with records.locked():
@@ -197,17 +267,21 @@ class Containers:
         paths = ContainerPaths.of(name)
         unit = unit_name(name)
 
-        def create(_: Action) -> None:
+        def create(action: Action) -> None:
             assert spec is not None
-            self._create(spec, paths)
+            self._create(spec, paths, action.detail.get("owner"))
 
         def start(_: Action) -> None:
             assert spec is not None
             outcome.warnings += self._start(spec, paths, stdio)
 
-        def stop(_: Action) -> None:
+        def stop(action: Action) -> None:
+            timeout = action.detail.get("timeout")
             try:
-                self.systemd.stop(unit)
+                if timeout is None:  # systemd's own: KillSignal, SIGKILL after TimeoutStopSec
+                    self.systemd.stop(unit)
+                else:
+                    self.systemd.stop_within(unit, float(timeout))
             except NotFound:
                 pass
             self._reset_failed(unit)
@@ -265,8 +339,8 @@ class Containers:
         except NotFound:
             pass
 
-    def _create(self, spec: ContainerSpec, paths: ContainerPaths) -> None:
-        check_sources(spec)
+    def _create(self, spec: ContainerSpec, paths: ContainerPaths, owned_by: dict[str, Any] | None) -> None:
+        preflight.check_sources(spec)
         unit = unit_name(spec.name)
         live = live_state(self.systemd, unit)
         if live.exists:
@@ -287,6 +361,8 @@ class Containers:
                 "status": lifecycle.CREATING,
                 "created_at": _now(),
             }
+            if owned_by is not None:  # in the first write: no moment without it
+                record["owner"] = owned_by
             records.put(record)
             paths.upper.mkdir(mode=0o755)
             paths.work.mkdir(mode=0o700)
@@ -349,16 +425,3 @@ class Containers:
             shutil.rmtree(paths.run, ignore_errors=True)
             shutil.rmtree(paths.data, ignore_errors=True)
             image_source.release(name)
-
-
-def check_sources(spec: ContainerSpec) -> None:
-    from pathlib import Path
-
-    for m in spec.mounts:
-        if m.type == "bind" and not Path(m.source or "").exists():
-            raise NotFound(f"bind mount source {m.source} does not exist")
-    for name, source in spec.secrets:
-        if not Path(source).is_file():
-            raise NotFound(f"secret {name}: {source} does not exist or is not a file")
-    if spec.network not in ("none", "host", "bridge"):
-        raise InvalidInput(f"network {spec.network!r} is not available")

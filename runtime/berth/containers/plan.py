@@ -48,7 +48,18 @@ def plan_create(spec: ContainerSpec, observed: Observed) -> list[Action]:
     return [Action("create", spec.name, {"spec_hash": spec.spec_hash})]
 
 
-def plan_remove(observed: Observed, force: bool) -> list[Action]:
+def plan_stop(observed: Observed, timeout: int | None = None) -> list[Action]:
+    """Stop a running container; `timeout` (seconds before SIGKILL) overrides its stop timeout.
+
+    A timeout is only recorded when given: without one, systemd stops the unit as configured.
+    """
+    if not observed.running:
+        return []
+    return [Action("stop", observed.name, {} if timeout is None else {"timeout": timeout})]
+
+
+def plan_remove(observed: Observed, force: bool, timeout: int | None = None) -> list[Action]:
+    """Remove a container; a running one only with `force`, stopped first as `plan_stop` does."""
     if observed.running and not force:
         raise Conflict(f"container {observed.name} is running: stop it first, or remove it with -f")
-    return plan(None, "absent", observed)
+    return plan_stop(observed, timeout) + ([Action("remove", observed.name)] if observed.exists else [])

@@ -252,6 +252,10 @@ def _build(
         registry=_registry_options(doc, None),
     )
     out = build(store, options)
+    outcome.warnings += out.warnings
+    reaped = [a for a in out.applied if a.kind == "remove-container"]  # steps of killed builds
+    outcome.planned += reaped
+    outcome.applied += reaped
     if before is None or before.digest != out.digest:
         action = Action("build", name, {**detail, "digest": out.digest, "steps": len(out.steps)})
         outcome.planned.append(action)

@@ -6,6 +6,8 @@ clamped when reproducible) which is also the step's content hash; RUN goes throu
 Every step's result is cached under sha256(parent state, instruction, content hash), so an
 unchanged rebuild only re-hashes the copied files. The image is committed (record, then tags)
 only after the last step, under the store lock: an interrupted build leaves nothing visible.
+A build killed during a RUN step cannot remove its step container, so every build first removes
+those of builds that are gone (`run_step.reap_orphaned_steps`).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from berth.images.layerview import LayerView
 from berth.images.manifest import canonical_json
 from berth.images.progress import NoProgress, Progress
 from berth.images.registry import RegistryOptions
+from berth.images.run_step import reap_orphaned_steps
 from berth.images.run_step import run_step as default_run_step
 from berth.images.store import ImageRecord, ImageStore
 from berth.plan import Action
@@ -69,6 +72,7 @@ class BuildOutcome:
     steps: list[dict[str, Any]]
     applied: list[Action]
     record: ImageRecord
+    warnings: list[str] = field(default_factory=list)
 
 
 def containerfile_path(context: Path, file: Path | None) -> Path:
@@ -87,6 +91,7 @@ def build(
     run_step: RunStep = default_run_step,
 ) -> BuildOutcome:
     progress = progress or NoProgress()
+    reaped, warnings = reap_orphaned_steps()
     context = options.context.resolve()
     if not context.is_dir():
         raise InvalidInput(f"build context {options.context} is not a directory")
@@ -110,11 +115,11 @@ def build(
         config_digest = store.put_bytes(config_bytes)
         manifest = ic.oci_manifest(config_bytes, config_digest, state.layers)
         record = store.commit_image(manifest, "build")
-        applied = [Action("record-image", record.digest)]
+        applied = [*reaped, Action("record-image", record.digest)]
         for tag in options.tags:
             store.set_tag(tag, record.digest)
             applied.append(Action("tag", tag, {"digest": record.digest}))
-    return BuildOutcome(record.digest, builder.steps, applied, record)
+    return BuildOutcome(record.digest, builder.steps, applied, record, warnings)
 
 
 class _Builder:

@@ -9,6 +9,10 @@
 - `network`: False unless the Containerfile asks (`RUN --network=host`).
 The step's output goes to our stderr, so `--json` output on stdout stays parseable.
 A non-zero exit raises a BerthError naming the command and status.
+
+The step container is owned by this process (`berth.containers.owner`): if the build is killed
+before it removes the container, the next build or `image prune` does, through `reap_orphaned_steps`.
+It stops with SIGKILL: a step being abandoned has nobody to flush anything for.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import sys
 from pathlib import Path
 
 from berth.errors import BerthError
+from berth.plan import Action
 
 
 class StepFailed(BerthError):
@@ -51,12 +56,15 @@ def run_step(
             "user": user or "0",
             "network": "host" if network else "none",
             "slice": "build",
+            "stop_signal": "KILL",
         }
     )
     containers = Containers()
     devnull = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
     try:
-        containers.create(spec, start=True, stdio=(devnull, sys.stderr.fileno(), sys.stderr.fileno()))
+        containers.create(
+            spec, start=True, stdio=(devnull, sys.stderr.fileno(), sys.stderr.fileno()), owned=True
+        )
         exit_info = containers.wait(name)
         status = exit_status(exit_info)
         if status != 0:
@@ -69,3 +77,10 @@ def run_step(
                 containers.remove(name, force=True)
         finally:
             containers.close()
+
+
+def reap_orphaned_steps(check: bool = False) -> tuple[list[Action], list[str]]:
+    """Remove the step containers of builds that were killed: actions (planned in check mode), warnings."""
+    from berth.containers.owner import reap
+
+    return reap(check)

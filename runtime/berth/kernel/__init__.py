@@ -94,7 +94,10 @@ MOVE_MOUNT_F_EMPTY_PATH = 0x4
 
 # openat2 resolve flags: RESOLVE_IN_ROOT treats the dirfd as "/" for every path component,
 # symlinks included, which is what makes image-controlled paths safe to mount on.
+# RESOLVE_NO_SYMLINKS refuses (ELOOP) any symlink on the way: for the kernel filesystems'
+# mount points, whose meaning must not depend on what the image or earlier mounts put there.
 RESOLVE_NO_MAGICLINKS = 0x02
+RESOLVE_NO_SYMLINKS = 0x04
 RESOLVE_IN_ROOT = 0x10
 O_PATH = 0o10000000
 O_CLOEXEC = 0o2000000
@@ -245,7 +248,7 @@ def set_capabilities(keep: frozenset[int]) -> None:
     mask = 0
     for cap in keep:
         mask |= 1 << cap
-    mask &= _permitted_mask()
+    mask &= permitted_capabilities()
     header = _CapHeader(_LINUX_CAPABILITY_VERSION_3, 0)
     data = (_CapData * 2)()
     for i in range(2):
@@ -256,12 +259,17 @@ def set_capabilities(keep: frozenset[int]) -> None:
     _check(0 if ret >= 0 else ret, "capset")
 
 
-def _permitted_mask() -> int:
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith("CapPrm:"):
-                return int(line.split()[1], 16)
-    return 0
+def permitted_capabilities() -> int:
+    """This thread's permitted capability set, as a bit mask, from capget(2).
+
+    Not from /proc/self/status: after pivot_root, /proc is whatever the container's root has
+    there, and a file planted by the image must not decide which capabilities are granted.
+    """
+    header = _CapHeader(_LINUX_CAPABILITY_VERSION_3, 0)
+    data = (_CapData * 2)()
+    ret = _libc().syscall(ctypes.c_long(125), ctypes.byref(header), ctypes.byref(data))  # SYS_capget
+    _check(0 if ret >= 0 else ret, "capget")
+    return int(data[0].permitted) | (int(data[1].permitted) << 32)
 
 
 def _b(value: str | None) -> bytes | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 from typing import Any
 
 from berth import kernel as k
@@ -39,12 +40,62 @@ def resolve_user(user: str) -> tuple[int, int, list[int]]:
     return uid, gid, groups
 
 
-def _read_db(path: str) -> list[list[str]]:
+# The most of an image's /etc/passwd or /etc/group the shim reads (glibc's are a few KiB).
+DB_LIMIT = 4 << 20
+
+
+def _read_db(path: str, root: str = "/") -> list[list[str]]:
+    """The entries of the container's `path`, read with bounds: the image controls the file.
+
+    Opened within the root (RESOLVE_IN_ROOT, no magic links), non-blocking (a FIFO must not hang
+    the start), and only if it is a regular file of at most DB_LIMIT bytes: /etc/passwd linked
+    to /dev/zero would otherwise be read until the OOM killer ends the shim.
+    """
+    root_fd = os.open(root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        with open(path, encoding="utf-8", errors="replace") as fh:
-            return [line.rstrip("\n").split(":") for line in fh if line.count(":") >= 2]
+        fd = k.open_in_root(root_fd, path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
     except FileNotFoundError:
         return []
+    except OSError as exc:
+        raise SetupError(f"cannot open the container's {path}: {exc.strerror}") from exc
+    finally:
+        os.close(root_fd)
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise SetupError(
+                f"the container's {path} is not a regular file ({_kind(mode)}); refusing to read it"
+            )
+        chunks: list[bytes] = []
+        size = 0
+        while size <= DB_LIMIT:
+            chunk = os.read(fd, min(65536, DB_LIMIT + 1 - size))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        if size > DB_LIMIT:
+            limit = f"{DB_LIMIT >> 20} MiB"
+            raise SetupError(f"the container's {path} is larger than {limit}; refusing to read it")
+    except OSError as exc:
+        raise SetupError(f"cannot read the container's {path}: {exc.strerror}") from exc
+    finally:
+        os.close(fd)
+    text = b"".join(chunks).decode("utf-8", errors="replace")
+    return [line.split(":") for line in text.splitlines() if line.count(":") >= 2]
+
+
+def _kind(mode: int) -> str:
+    for test, name in (
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISDIR, "a directory"),
+    ):
+        if test(mode):
+            return name
+    return f"mode {stat.S_IFMT(mode):#o}"
 
 
 def exec_process(proc: dict[str, Any], error_fd: int) -> None:

@@ -2,13 +2,19 @@
 
 Every path inside the root is resolved with openat2(RESOLVE_IN_ROOT) from a handle on the
 root, and mounts go onto the resolved handle (/proc/self/fd/N): an image-controlled symlink
-at /proc, /dev/null or /etc/hosts resolves inside the container, never to the host.
+at /etc/hosts or a volume's target resolves inside the container, never to the host.
+
+The mount points of the kernel's filesystems (/proc, /sys, /dev and what the runtime mounts in
+it) and the masked and read-only paths are resolved with RESOLVE_NO_SYMLINKS as well: a symlink
+there is refused, as runc and crun do. Followed, it could mean one place when procfs is mounted
+and another once /dev is replaced, leaving the real procfs unmasked and /proc/sys writable.
 """
 
 from __future__ import annotations
 
 import errno
 import os
+import stat
 from typing import Any
 
 from berth import kernel as k
@@ -22,41 +28,96 @@ class SetupError(Exception):
     """A step of the container's set-up failed; the message names the step."""
 
 
-def _resolve(root_fd: int, path: str, create: str | None = None) -> int:
-    """An O_PATH fd for `path` inside the root; create it (as "dir" or "file") if missing."""
+def _parts(path: str) -> list[str]:
     parts = [p for p in path.split("/") if p not in ("", ".")]
     if ".." in parts:
         raise SetupError(f"path {path!r} may not contain '..'")
-    flags = k.O_PATH | k.O_CLOEXEC
-    resolve = k.RESOLVE_IN_ROOT | k.RESOLVE_NO_MAGICLINKS
+    return parts
+
+
+def _open(root_fd: int, sub: str, symlinks: bool, extra: int = 0) -> int:
+    """openat2 of `sub` under the root; in strict mode (no symlinks) a symlink is a SetupError."""
+    resolve = k.RESOLVE_IN_ROOT | (k.RESOLVE_NO_MAGICLINKS if symlinks else k.RESOLVE_NO_SYMLINKS)
     try:
-        return k.openat2(root_fd, "/".join(parts) or ".", flags, resolve)
+        return k.openat2(root_fd, sub or ".", k.O_PATH | k.O_CLOEXEC | extra, resolve)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP and not symlinks:
+            raise _symlink_refused(root_fd, sub) from exc
+        raise
+
+
+def _symlink_refused(root_fd: int, sub: str) -> SetupError:
+    """The error for a symlink at (or on the way to) a kernel mount point, naming the symlink.
+
+    As runc ("must be mounted on ordinary directory"): a symlink there would make the path mean
+    one place when the filesystem is mounted and another when it is masked, so it is refused.
+    """
+    parts = sub.split("/")
+    culprit = "/" + sub
+    for i in range(len(parts)):
+        prefix = "/".join(parts[: i + 1])
+        try:
+            if stat.S_ISLNK(os.stat(prefix, dir_fd=root_fd, follow_symlinks=False).st_mode):
+                culprit = "/" + prefix
+                break
+        except OSError:
+            break
+    return SetupError(
+        f"/{sub} must be an ordinary directory or file in the container's root, but {culprit} is a "
+        "symlink in the image: kernel filesystems, masks and read-only paths are never mounted "
+        "through a symlink"
+    )
+
+
+def _resolve(root_fd: int, path: str, create: str | None = None, symlinks: bool = True) -> int:
+    """An O_PATH fd for `path` inside the root; create it (as "dir" or "file") if missing.
+
+    symlinks=False is for the mount points of the kernel's filesystems, masks and read-only
+    paths: any symlink on the way is refused, so each of these paths names one place only.
+    """
+    parts = _parts(path)
+    try:
+        return _open(root_fd, "/".join(parts), symlinks)
     except OSError as exc:
         if exc.errno != errno.ENOENT or create is None:
             raise SetupError(f"cannot resolve {path} in the container: {exc.strerror}") from exc
-    for i, name in enumerate(parts):
-        sub = "/".join(parts[: i + 1])
-        try:
-            os.close(k.openat2(root_fd, sub, flags, resolve))
-            continue
-        except OSError as exc:
-            if exc.errno != errno.ENOENT:
-                raise SetupError(f"cannot resolve {sub} in the container: {exc.strerror}") from exc
-        parent = k.openat2(root_fd, "/".join(parts[:i]) or ".", flags | k.O_DIRECTORY, resolve)
-        try:
-            if i == len(parts) - 1 and create == "file":
-                os.close(
-                    os.open(
-                        name, os.O_CREAT | os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644, dir_fd=parent
-                    )
-                )
-            else:
-                os.mkdir(name, 0o755, dir_fd=parent)
-        except FileExistsError:
-            pass
-        finally:
-            os.close(parent)
-    return k.openat2(root_fd, "/".join(parts), flags, resolve)
+    try:
+        for i, name in enumerate(parts):
+            sub = "/".join(parts[: i + 1])
+            try:
+                os.close(_open(root_fd, sub, symlinks))
+                continue
+            except FileNotFoundError:
+                pass
+            parent = _open(root_fd, "/".join(parts[:i]), symlinks, k.O_DIRECTORY)
+            try:
+                if i == len(parts) - 1 and create == "file":
+                    flags = os.O_CREAT | os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC
+                    os.close(os.open(name, flags, 0o644, dir_fd=parent))
+                else:
+                    os.mkdir(name, 0o755, dir_fd=parent)
+            except FileExistsError:
+                pass
+            finally:
+                os.close(parent)
+        return _open(root_fd, "/".join(parts), symlinks)
+    except OSError as exc:
+        raise SetupError(f"cannot create {path} in the container: {exc.strerror}") from exc
+
+
+def _existing(root_fd: int, path: str) -> int | None:
+    """A strict O_PATH fd for a mask or read-only path; None only when it does not exist.
+
+    Not every kernel has every /proc or /sys entry, so ENOENT is skipped; any other failure
+    (a symlink, a component that is not a directory) refuses the start: a mask that silently
+    did not apply would leave the kernel interface it hides open.
+    """
+    try:
+        return _open(root_fd, "/".join(_parts(path)), symlinks=False)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise SetupError(f"cannot resolve {path} in the container: {exc.strerror}") from exc
 
 
 def _mount_at(
@@ -68,8 +129,9 @@ def _mount_at(
     data: str | None = None,
     create: str | None = "dir",
     bind_self: bool = False,
+    symlinks: bool = True,
 ) -> None:
-    fd = _resolve(root_fd, path, create)
+    fd = _resolve(root_fd, path, create, symlinks)
     target = f"/proc/self/fd/{fd}"
     if bind_self:
         source, flags = target, k.MS_BIND | k.MS_REC
@@ -81,37 +143,38 @@ def _mount_at(
         os.close(fd)
 
 
+def _kernel_mount(
+    root_fd: int,
+    path: str,
+    source: str | None,
+    fstype: str | None,
+    flags: int = 0,
+    data: str | None = None,
+    create: str = "dir",
+) -> None:
+    """Mount a kernel filesystem (or device node) at `path`, which no symlink may lead to."""
+    _mount_at(root_fd, path, source, fstype, flags, data, create, symlinks=False)
+
+
 def _remount_ro(root_fd: int, path: str, extra: int = 0) -> None:
-    """Bind `path` onto itself, then make that new mount read-only.
+    """Bind `path` onto itself, then make that new mount read-only (strictly resolved).
 
     The remount must name the new mount: a handle opened before the bind still points at the
     mount underneath, so the path is resolved again.
     """
-    _mount_at(root_fd, path, None, None, 0, create=None, bind_self=True)
-    _make_ro(root_fd, path, extra)
+    _mount_at(root_fd, path, None, None, 0, create=None, bind_self=True, symlinks=False)
+    _remount(root_fd, path, k.MS_RDONLY | extra, symlinks=False)
 
 
-def _make_ro(root_fd: int, path: str, extra: int = 0) -> None:
-    _remount(root_fd, path, k.MS_RDONLY | extra)
-
-
-def _remount(root_fd: int, path: str, flags: int) -> None:
+def _remount(root_fd: int, path: str, flags: int, symlinks: bool = True) -> None:
     """Set the flags of the bind mount at `path`, resolved again so the new mount is the one named."""
-    fd = _resolve(root_fd, path)
+    fd = _resolve(root_fd, path, symlinks=symlinks)
     try:
         k.mount(None, f"/proc/self/fd/{fd}", None, k.MS_REMOUNT | k.MS_BIND | flags)
     except OSError as exc:
         raise SetupError(f"cannot set the options of mount {path}: {exc.strerror}") from exc
     finally:
         os.close(fd)
-
-
-def _exists(root_fd: int, path: str) -> bool:
-    try:
-        os.close(_resolve(root_fd, path))
-    except SetupError:
-        return False
-    return True
 
 
 def mount_overlay(cfg: dict[str, Any]) -> None:
@@ -159,17 +222,17 @@ def build(cfg: dict[str, Any]) -> None:
 
 def _populate(root_fd: int, cfg: dict[str, Any]) -> None:
     nsd = k.MS_NOSUID | k.MS_NODEV
-    _mount_at(root_fd, "/proc", "proc", "proc", nsd | k.MS_NOEXEC)
+    _kernel_mount(root_fd, "/proc", "proc", "proc", nsd | k.MS_NOEXEC)
     if "net" in cfg["namespaces"]:
-        _mount_at(root_fd, "/sys", "sysfs", "sysfs", nsd | k.MS_NOEXEC | k.MS_RDONLY)
+        _kernel_mount(root_fd, "/sys", "sysfs", "sysfs", nsd | k.MS_NOEXEC | k.MS_RDONLY)
     else:  # a host-network container may not mount a sysfs of its own: bind the host's, read-only
-        _mount_at(root_fd, "/sys", "/sys", None, k.MS_BIND | k.MS_REC)
-        _make_ro(root_fd, "/sys", nsd | k.MS_NOEXEC)
+        _kernel_mount(root_fd, "/sys", "/sys", None, k.MS_BIND | k.MS_REC)
+        _remount(root_fd, "/sys", k.MS_RDONLY | nsd | k.MS_NOEXEC, symlinks=False)
 
-    _mount_at(root_fd, "/dev", "tmpfs", "tmpfs", k.MS_NOSUID, "mode=755,size=65536k")
+    _kernel_mount(root_fd, "/dev", "tmpfs", "tmpfs", k.MS_NOSUID, "mode=755,size=65536k")
     for node in DEV_NODES:
-        _mount_at(root_fd, f"/dev/{node}", f"/dev/{node}", None, k.MS_BIND, create="file")
-    _mount_at(
+        _kernel_mount(root_fd, f"/dev/{node}", f"/dev/{node}", None, k.MS_BIND, create="file")
+    _kernel_mount(
         root_fd,
         "/dev/pts",
         "devpts",
@@ -177,9 +240,9 @@ def _populate(root_fd: int, cfg: dict[str, Any]) -> None:
         k.MS_NOSUID | k.MS_NOEXEC,
         "newinstance,ptmxmode=0666,mode=0620,gid=5",
     )
-    _mount_at(root_fd, "/dev/shm", "shm", "tmpfs", nsd | k.MS_NOEXEC, "mode=1777,size=65536k")
-    _mount_at(root_fd, "/dev/mqueue", "mqueue", "mqueue", nsd | k.MS_NOEXEC)
-    dev = _resolve(root_fd, "/dev")
+    _kernel_mount(root_fd, "/dev/shm", "shm", "tmpfs", nsd | k.MS_NOEXEC, "mode=1777,size=65536k")
+    _kernel_mount(root_fd, "/dev/mqueue", "mqueue", "mqueue", nsd | k.MS_NOEXEC)
+    dev = _resolve(root_fd, "/dev", symlinks=False)
     try:
         for name, target in (
             ("ptmx", "pts/ptmx"),
@@ -211,8 +274,11 @@ def _populate(root_fd: int, cfg: dict[str, Any]) -> None:
     for path in cfg.get("masked_paths", []):
         _mask(root_fd, path)
     for path in cfg.get("readonly_paths", []):
-        if _exists(root_fd, path):  # not every kernel has every /proc entry
-            _remount_ro(root_fd, path, nsd | k.MS_NOEXEC)
+        fd = _existing(root_fd, path)
+        if fd is None:  # not every kernel has every /proc entry
+            continue
+        os.close(fd)
+        _remount_ro(root_fd, path, nsd | k.MS_NOEXEC)
 
 
 def _user_mount(root_fd: int, m: dict[str, Any]) -> None:
@@ -229,13 +295,12 @@ def _user_mount(root_fd: int, m: dict[str, Any]) -> None:
 
 
 def _mask(root_fd: int, path: str) -> None:
-    try:
-        fd = _resolve(root_fd, path)
-    except SetupError:
+    fd = _existing(root_fd, path)
+    if fd is None:
         return  # nothing there to hide
     try:
         target = f"/proc/self/fd/{fd}"
-        if os.path.isdir(target):
+        if stat.S_ISDIR(os.fstat(fd).st_mode):
             k.mount("tmpfs", target, "tmpfs", k.MS_RDONLY | k.MS_NOSUID | k.MS_NODEV | k.MS_NOEXEC, "size=0")
         else:
             k.mount("/dev/null", target, None, k.MS_BIND)

@@ -12,7 +12,7 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from berth.errors import JobFailed, NotFound, Timeout
+from berth.errors import DBusCallFailed, JobFailed, NotFound, Timeout
 from berth.systemd import journal
 from berth.systemd.bus import Backend, Bus, Signal, connect
 from berth.systemd.names import unit_object_path
@@ -31,6 +31,8 @@ JOB_REMOVED_MATCH = (
 )
 DEFAULT_JOB_TIMEOUT = 120.0  # longer than systemd's own default start/stop timeouts (90 s)
 _FINISHED_KEPT = 256
+SIGKILL = 9
+NO_SUCH_PROCESS = "org.freedesktop.systemd1.NoSuchProcess"
 
 
 class SystemdClient:
@@ -173,6 +175,36 @@ class SystemdClient:
 
     async def stop(self, name: str, timeout: float | None = None) -> str:
         return await self._run_job(name, "stop", "StopUnit", "ss", [name, "replace"], timeout)
+
+    async def stop_within(self, name: str, grace: float, timeout: float | None = None) -> str:
+        """Stop `name`, sending SIGKILL to its main process if it still runs after `grace` seconds.
+
+        The stop job is queued first: while it is pending, systemd neither restarts the unit
+        (Restart=) nor waits out its TimeoutStopSec once the process is gone. With grace 0 the
+        SIGKILL follows at once, whatever the process does with its stop signal; under
+        KillMode=mixed systemd then kills the rest of the unit's processes itself.
+        """
+        await self._subscribe()
+        since = time.time()
+        job = await self._manager("StopUnit", "ss", [name, "replace"])
+        result = None
+        if grace > 0:
+            try:
+                result = await self._wait_job(job, name, "stop", grace)
+            except Timeout:
+                pass
+        if result is None:
+            try:
+                await self.kill(name, SIGKILL, "main")
+            except NotFound:
+                pass  # unloaded meanwhile: it has stopped
+            except DBusCallFailed as exc:
+                if exc.details.get("dbus_error") != NO_SUCH_PROCESS:
+                    raise  # else its main process has exited already
+            result = await self._wait_job(job, name, "stop", timeout)
+        if result != "done":
+            raise await self._job_failed(name, "stop", job, result, since)
+        return str(job)
 
     async def kill(self, name: str, signal: int, whom: str = "all") -> None:
         await self._manager("KillUnit", "ssi", [name, whom, signal])

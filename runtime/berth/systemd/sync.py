@@ -66,6 +66,9 @@ class Systemd:
     def stop(self, name: str, timeout: float | None = None) -> str:
         return self._run(self.client.stop(name, timeout))
 
+    def stop_within(self, name: str, grace: float, timeout: float | None = None) -> str:
+        return self._run(self.client.stop_within(name, grace, timeout))
+
     def kill(self, name: str, signal: int, whom: str = "all") -> None:
         self._run(self.client.kill(name, signal, whom))
 

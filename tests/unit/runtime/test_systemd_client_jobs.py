@@ -115,3 +115,68 @@ def test_subscribes_once_per_connection() -> None:
     asyncio.run(twice())
     assert bus.calls.count("Subscribe") == 1
     assert bus.calls[-1] == "StopUnit"
+
+
+class StubbornBus(ScriptedBus):
+    """A unit whose process ignores its stop signal: the stop job ends only after a SIGKILL."""
+
+    def __init__(self, kill_error: str | None = None) -> None:
+        super().__init__("done")
+        self.kill_error = kill_error
+        self.kills: list[list[Any]] = []
+
+    async def call(
+        self,
+        destination: str,
+        path: str,
+        interface: str,
+        member: str,
+        signature: str = "",
+        body: Sequence[Any] = (),
+        unix_fds: Sequence[int] = (),
+    ) -> list[Any]:
+        if member == "StopUnit":
+            self.calls.append(member)
+            return [JOB]  # queued; nothing ends it but the kill
+        if member == "KillUnit":
+            self.calls.append(member)
+            self.kills.append(list(body))
+            if self.kill_error:
+                from berth.systemd.error_map import map_dbus_error
+
+                raise map_dbus_error(self.kill_error, "No main process to kill", member)
+            asyncio.get_running_loop().call_soon(self._job_removed, body[0])
+            return [None]
+        return await super().call(destination, path, interface, member, signature, body, unix_fds)
+
+
+def stop_within(bus: ScriptedBus, grace: float) -> str:
+    client = SystemdClient(bus, job_timeout=5)  # type: ignore[arg-type]
+    return asyncio.run(client.stop_within("x.service", grace))
+
+
+def test_stop_within_zero_queues_the_stop_then_kills_the_main_process_at_once() -> None:
+    bus = StubbornBus()
+    assert stop_within(bus, 0) == JOB
+    # The stop job first (no restart while it is pending), then SIGKILL to the main process.
+    assert bus.calls[-2:] == ["StopUnit", "KillUnit"]
+    assert bus.kills == [["x.service", "main", 9]]
+
+
+def test_stop_within_a_grace_kills_only_once_it_has_passed() -> None:
+    bus = StubbornBus()
+    assert stop_within(bus, 0.05) == JOB
+    assert bus.kills == [["x.service", "main", 9]]
+
+
+def test_stop_within_a_grace_does_not_kill_a_unit_that_stops_in_time() -> None:
+    bus = ScriptedBus("done")  # the stop signal was enough
+    assert stop_within(bus, 5) == JOB
+    assert "KillUnit" not in bus.calls
+
+
+def test_stop_within_tolerates_a_main_process_that_is_gone_already() -> None:
+    bus = StubbornBus(kill_error=client_mod.NO_SUCH_PROCESS)
+    with pytest.raises(Timeout):  # nothing ends this scripted job: the kill error itself was ignored
+        asyncio.run(SystemdClient(bus, job_timeout=0.05).stop_within("x.service", 0))  # type: ignore[arg-type]
+    assert bus.calls[-2:] == ["StopUnit", "KillUnit"]
