@@ -7,6 +7,8 @@ VENV ?= $(CURDIR)/.venv
 PY := $(VENV)/bin/python
 # The slow variants (a million-entry layer, long fault-injection runs) run with `make test-slow`.
 PYTEST_ARGS ?= -m "not slow and not vm"
+# Two workers, each with a lab of its own; a test file never splits across them (tests/conftest.py).
+PYTEST_WORKERS ?= -n 2 --dist loadfile
 STAMP := $(VENV)/.berth-deps
 
 .PHONY: help deps lint unit sanity integration test test-slow demo bench clean
@@ -39,11 +41,11 @@ sanity: deps
 	VENV=$(VENV) tests/sanity/run.sh
 
 integration: deps
-	$(PY) -m pytest tests/integration $(PYTEST_ARGS)
+	$(PY) -m pytest tests/integration $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
 # One pytest run for unit and integration tests, so the suite ends on one summary line.
 test: deps lint sanity
-	$(PY) -m pytest tests $(PYTEST_ARGS)
+	$(PY) -m pytest tests $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
 test-vm: deps
 	$(PY) -m pytest tests -m vm

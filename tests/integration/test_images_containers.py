@@ -86,3 +86,27 @@ def test_a_container_needs_something_to_run(lab: Lab, host: str) -> None:
     assert out["error"]["kind"] == "invalid-input" and "no command" in out["error"]["message"]
     assert lab.run(host, ["test", "-e", "/var/lib/berth/containers/nothing"], check=False).returncode == 1
     lab.berth(host, "image", "rm", "nocmd")
+
+
+def test_container_commands_during_a_build_neither_deadlock_nor_fail(lab: Lab, host: str) -> None:
+    """A build holds the store lock while its RUN step creates a container; `berth run` and `rm`
+    of image containers meanwhile take both locks in the same order, so all of them finish."""
+    ctx = "/var/lib/berth/ctx-slow"
+    lab.run(host, ["sh", "-c", f"mkdir -p {ctx} && cat > {ctx}/Containerfile"],
+            input="FROM base\nRUN sleep 2 && echo slow > /slow\n")  # fmt: skip
+    lab.berth(host, "run", "-d", "--name", "lk-old", "base", "sleep", "600")
+    script = (
+        f"berth image build --no-cache -t slow:1 {ctx} >/dev/null 2>&1 & b=$!; "
+        'for i in $(seq 100); do [ -n "$(systemctl list-units --state=active --plain --no-legend '
+        "'berth-build-*')\" ] && break; sleep 0.05; done; "
+        "timeout 60 berth rm -f lk-old >/dev/null; echo rm=$?; "
+        "timeout 60 berth run -d --name lk-new base sleep 600 >/dev/null; echo run=$?; "
+        'wait $b; echo build=$?'
+    )
+    try:
+        out = lab.run(host, ["sh", "-c", script], timeout=180).stdout.split()
+        assert out == ["rm=0", "run=0", "build=0"], out
+        assert lab.berth(host, "inspect", "lk-new")["data"][0]["status"] == "running"
+        assert lab.berth(host, "image", "inspect", "slow:1")["ok"]
+    finally:
+        lab.run(host, ["sh", "-c", "berth rm -f lk-old lk-new; berth image rm slow:1; true"], check=False)

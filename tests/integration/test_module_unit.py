@@ -32,30 +32,47 @@ class Play:
     def __call__(
         self, args: dict[str, Any], module: str = "unit", check: bool = False, diff: bool = True
     ) -> dict[str, Any]:
+        return self.batch([(args, module, check)], diff=diff)[0]
+
+    def batch(self, calls: list[tuple[dict[str, Any], str, bool]], diff: bool = True) -> list[dict[str, Any]]:
+        """Run (args, module, check) calls as the tasks of one play, in order; return their results.
+
+        One ansible-playbook and one SSH connection for all: each task still runs the module
+        afresh on the host, exactly as a play of many tasks does.
+        """
         self.runs += 1
         out = self.workdir / f"result-{self.runs}.json"
         playbook = self.workdir / f"play-{self.runs}.yml"
-        tasks = [
+        tasks: list[dict[str, Any]] = [
             {
-                "name": f"berth.fleet.{module}",
+                "name": f"berth.fleet.{module} #{i}",
                 f"berth.fleet.{module}": args,
-                "register": "result",
+                "register": f"result_{i}",
                 "ignore_errors": True,
-            },
+                "check_mode": check,
+            }
+            for i, (args, module, check) in enumerate(calls)
+        ]
+        tasks.append(
             {
-                "name": "Save the result on the controller",
-                "ansible.builtin.copy": {"content": "{{ result | to_json }}", "dest": str(out)},
+                "name": "Save the results on the controller",
+                "ansible.builtin.copy": {
+                    "content": "{{ ["
+                    + ", ".join(f"result_{i}" for i in range(len(calls)))
+                    + "] | to_json }}",
+                    "dest": str(out),
+                },
                 "delegate_to": "localhost",
                 "check_mode": False,
                 "diff": False,
-            },
-        ]
+            }
+        )
         # JSON is YAML: the play is written exactly as the test means it.
         playbook.write_text(json.dumps([{"hosts": self.host, "gather_facts": False, "tasks": tasks}]))
-        flags = ["-i", self.lab.inventory] + (["--check"] if check else []) + (["--diff"] if diff else [])
+        flags = ["-i", self.lab.inventory] + (["--diff"] if diff else [])
         self.lab.ansible_playbook(playbook, *flags)
-        result: dict[str, Any] = json.loads(out.read_text())
-        return result
+        results: list[dict[str, Any]] = json.loads(out.read_text())
+        return results
 
     def snapshot(self) -> tuple[Any, str, str]:
         """What check mode must not change: the runtime's list, its records, systemd's units."""
@@ -138,14 +155,17 @@ FIELD_STEPS = [
 
 def test_each_field_change_is_detected_and_shown(play: Play) -> None:
     args: dict[str, Any] = {"name": "berth-it-fields", "command": SLEEP}
-    assert play(args)["changed"] is True
-    for field, value, key in FIELD_STEPS:
+    calls = [(args, "unit", False)]
+    for field, value, _ in FIELD_STEPS:
         args = dict(args, **{field: value})
-        result = play(args)
+        calls.append((args, "unit", False))
+    calls.append((args, "unit", False))  # the last spec again
+    created, *steps, final = play.batch(calls)
+    assert created["changed"] is True, created
+    for (field, _, key), result in zip(FIELD_STEPS, steps, strict=True):
         assert result["changed"] is True, (field, result)
         assert spec_changes(result["diff"]) == {key}, (field, result["diff"])
         assert result["status"]["active_state"] == "active", (field, result)
-    final = play(args)
     assert final["changed"] is False, final
 
 
@@ -166,12 +186,13 @@ def test_check_mode_changes_nothing(lab: Lab, scratch_dir: Path) -> None:
         pid = play.main_pid("berth-it-check.service")
         before = play.snapshot()
         changed_spec = dict(args, description="changed in check mode only")
-        for state_args in (changed_spec, dict(args, state="stopped"), dict(args, state="absent")):
-            planned = play(state_args, check=True)
-            assert planned["changed"] is True, (state_args, planned)
-            assert play.snapshot() == before, state_args
-            assert play.main_pid("berth-it-check.service") == pid
-        assert play(args, check=True)["changed"] is False
+        changes = (changed_spec, dict(args, state="stopped"), dict(args, state="absent"))
+        *planned_all, same = play.batch([(c, "unit", True) for c in changes] + [(args, "unit", True)])
+        for state_args, result in zip(changes, planned_all, strict=True):
+            assert result["changed"] is True, (state_args, result)
+        assert same["changed"] is False, same
+        assert play.snapshot() == before
+        assert play.main_pid("berth-it-check.service") == pid
         assert play(args)["spec_hash"] == created["spec_hash"]
     finally:
         lab.berth(play.host, "unit", "rm", "berth-it-check", check=False)

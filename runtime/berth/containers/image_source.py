@@ -7,6 +7,8 @@ them, so `berth image prune` keeps them and restarts or a reboot never need the 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -70,12 +72,33 @@ def _lookup(store: ImageStore, reference: str) -> tuple[Source, ImageRecord]:
     return Source(layers, image, config), record
 
 
-def release(name: str) -> None:
-    """The container is gone: its image may be pruned now (if nothing else uses it)."""
+def _uses_image(name: str) -> bool:
     from berth.state.store import data_dir
 
+    return (data_dir() / "images" / "uses" / f"{holder(name)}.json").exists()
+
+
+@contextmanager
+def store_lock_first(name: str, spec: ContainerSpec | None) -> Iterator[None]:
+    """Hold the image store lock when the work on container `name` may touch the store.
+
+    Taken before the containers lock, always: a build holds the store lock while it creates its
+    step containers, so a container command that waited for the store while holding the
+    containers lock would deadlock with it. (The store lock is re-entrant within a process.)
+    """
+    if (spec is None or spec.image is None) and not _uses_image(name):
+        yield  # rootfs containers, the common case: no store at all
+        return
+    from berth.images.store import ImageStore
+
+    with ImageStore().locked():
+        yield
+
+
+def release(name: str) -> None:
+    """The container is gone: its image may be pruned now (if nothing else uses it)."""
     # Checked before importing the store: most removals (rootfs containers) have nothing to release.
-    if not (data_dir() / "images" / "uses" / f"{holder(name)}.json").exists():
+    if not _uses_image(name):
         return
     from berth.images.store import ImageStore
 

@@ -9,6 +9,7 @@ before the error is reported: no unit, upper dir, record or run dir is left behi
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import time
 from collections.abc import Mapping
@@ -129,7 +130,7 @@ class Containers:
     # -- changing --------------------------------------------------------------------------
     def converge(self, spec: ContainerSpec | None, state: str, name: str, check: bool = False) -> Outcome:
         """Declarative: make container `name` be `spec` in `state` (the modules' entry point)."""
-        with records.locked():
+        with image_source.store_lock_first(name, spec), records.locked():
             observed = self.observe(name)
             actions = plan(spec, state, observed)
             warnings = self._preflight(spec, actions, check)
@@ -148,7 +149,7 @@ class Containers:
         # Nothing is applied before the create handler (which checks the rest and undoes itself
         # on failure); the sources are looked at first so a bad one is named, even for a taken name.
         preflight.check_sources(spec)
-        with records.locked():
+        with image_source.store_lock_first(spec.name, spec), records.locked():
             observed = self.observe(spec.name)
             actions = plan_create(spec, observed)
             if owned:
@@ -198,7 +199,10 @@ class Containers:
         candidates, debris = owner.orphans(), owner.debris()
         if not candidates and not debris:
             return outcome  # the common case: no lock, no D-Bus
-        with records.locked():
+        with contextlib.ExitStack() as locks:
+            for name in {*candidates, *debris}:  # the store first, as everywhere (re-entrant)
+                locks.enter_context(image_source.store_lock_first(name, None))
+            locks.enter_context(records.locked())
             for name in candidates:
                 observed = self.observe(name)
                 if observed.record is None or owner.status(observed.record.get("owner")) != owner.GONE:
@@ -241,7 +245,7 @@ class Containers:
         return [f"check mode: applying this would fail: {exc.message}" for exc in found]
 
     def _simple(self, name: str, make: Any) -> Outcome:
-        with records.locked():
+        with image_source.store_lock_first(name, None), records.locked():
             observed = self.require(name)
             spec = ContainerSpec.from_json(observed.record["spec"]) if observed.record else None
             return self._apply(name, spec, make(observed), observed, False)

@@ -28,7 +28,7 @@ import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, ClassVar
 
 from berth.errors import BerthError, Conflict, IntegrityError, InvalidInput, NotFound
 from berth.images import mediatypes as mt
@@ -104,19 +104,31 @@ class ImageRecord:
 class ImageStore:
     """See the module docstring. Reads need no lock; every mutation runs inside `locked()`."""
 
+    # Lock depth per store root, for the whole process: a file lock taken twice by one process
+    # (two ImageStore objects) would wait for itself, so every instance shares one count.
+    _held: ClassVar[dict[Path, int]] = {}
+
     def __init__(self, root: Path | None = None, policy: ExtractPolicy | None = None) -> None:
         self.root = root or default_root()
         self.policy = policy or ExtractPolicy()
-        self._lock_depth = 0
 
     # -- locking and scratch space ------------------------------------------------------------
     @contextlib.contextmanager
     def locked(self, timeout: float = -1) -> Iterator[ImageStore]:
-        """Hold the store lock; the first holder clears debris that killed processes left in tmp."""
+        """Hold the store lock; the first holder clears debris that killed processes left in tmp.
+
+        Re-entrant within one process, across instances: a build that pulls its base, a
+        container create that resolves its image while its caller holds the lock already.
+        """
         from filelock import FileLock, Timeout
 
-        if self._lock_depth > 0:  # re-entrant within one process (a build that pulls its base)
-            yield self
+        key = self.root.absolute()
+        if self._held.get(key, 0) > 0:
+            self._held[key] += 1
+            try:
+                yield self
+            finally:
+                self._held[key] -= 1
             return
         self.root.mkdir(parents=True, exist_ok=True)
         lock = FileLock(str(self.root / ".lock"))
@@ -124,16 +136,16 @@ class ImageStore:
             lock.acquire(timeout=timeout)
         except Timeout as exc:
             raise Conflict("another berth process holds the image store lock") from exc
-        self._lock_depth += 1
+        self._held[key] = 1
         try:
             self._clear_tmp()
             yield self
         finally:
-            self._lock_depth -= 1
+            self._held[key] = 0
             lock.release()
 
     def _need_lock(self) -> None:
-        if self._lock_depth <= 0:
+        if self._held.get(self.root.absolute(), 0) <= 0:
             raise AssertionError("image store mutated without its lock")
 
     @property
