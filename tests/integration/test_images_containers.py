@@ -101,7 +101,7 @@ def test_container_commands_during_a_build_neither_deadlock_nor_fail(lab: Lab, h
         "'berth-build-*')\" ] && break; sleep 0.05; done; "
         "timeout 60 berth rm -f lk-old >/dev/null; echo rm=$?; "
         "timeout 60 berth run -d --name lk-new base sleep 600 >/dev/null; echo run=$?; "
-        'wait $b; echo build=$?'
+        "wait $b; echo build=$?"
     )
     try:
         out = lab.run(host, ["sh", "-c", script], timeout=180).stdout.split()
