@@ -30,8 +30,8 @@ $(STAMP): requirements/dev.txt runtime/pyproject.toml
 	@touch $@
 
 lint: deps
-	$(VENV)/bin/ruff check runtime plugins tests bench
-	$(VENV)/bin/ruff format --check runtime plugins tests bench
+	$(VENV)/bin/ruff check runtime plugins tests bench scripts
+	$(VENV)/bin/ruff format --check runtime plugins tests bench scripts
 	cd runtime && $(VENV)/bin/mypy berth
 
 unit: deps

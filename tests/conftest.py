@@ -13,6 +13,7 @@ import pytest
 # A file missing here runs after these, in collection order.
 LONGEST_FIRST = [
     "tests/integration/test_molecule.py",
+    "tests/integration/test_demo.py",
     "tests/integration/test_module_container.py",
     "tests/integration/test_containers.py",
     "tests/integration/test_network.py",

@@ -77,9 +77,19 @@ def write_spec(lab: Lab, host: str, doc: dict[str, Any], path: str = "/var/lib/b
 def serving(lab: Lab, host: str, via: str | None = None, port: int = PORT) -> str:
     """What the service port of `host` answers (asked from `via`, default another host)."""
     client = via or next(h for h in lab.hosts if h != host)
-    proc = lab.run(
-        client, ["timeout", "3", "wget", "-qO-", f"http://{lab.addresses[host]}:{port}/"], check=False
-    )
+    url = f"http://{lab.addresses[host]}:{port}/"
+    proc = lab.run(client, ["timeout", "3", "wget", "-qO-", url], check=False)
+    if not proc.stdout.strip():  # shown by pytest when the test fails: why nothing answered
+        again = lab.run(client, ["timeout", "3", "wget", "-qO-", url], check=False)
+        state = lab.run(
+            host,
+            ["sh", "-c", "berth status shop 2>&1 | head -30; berth network ports 2>&1; "
+             "nft list table ip berth 2>&1 | head -60; systemctl list-units --plain --no-legend 'berth-*'"],
+            check=False,
+        )  # fmt: skip
+        first = f"exit {proc.returncode} {proc.stderr!r}"
+        second = f"exit {again.returncode} {again.stdout!r} {again.stderr!r}"
+        print(f"{client} -> {url}: {first}; a second try: {second}\n{state.stdout}{state.stderr}")
     return proc.stdout.strip()
 
 

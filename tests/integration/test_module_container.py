@@ -188,6 +188,27 @@ def test_states_and_check_mode(play: Host) -> None:
     assert info["containers"] == []
 
 
+# (id, extra module args, error kind, words the message must hold)
+BAD_OPTIONS = [
+    ("runtime-refuses-restart", {"restart": "sometimes"}, "invalid-input", ["restart", "sometimes"]),
+    ("relative-workdir", {"workdir": "srv"}, "invalid-input", ["workdir"]),
+    (
+        "missing-bind-source",
+        {"mounts": [{"type": "bind", "source": "/nope", "target": "/x"}]},
+        "not-found",
+        ["/nope"],
+    ),
+    ("bool-env", {"env": {"DEBUG": True}}, "invalid-option", ["env.DEBUG"]),
+    (
+        "unquoted-mode",
+        {"mounts": [{"type": "tmpfs", "target": "/t", "mode": 493}]},
+        "invalid-option",
+        ["mode"],
+    ),
+]
+
+
+@pytest.mark.parametrize("extra, kind, words", [pytest.param(*c[1:], id=c[0]) for c in BAD_OPTIONS])
 def test_bad_option_fails_clearly_and_changes_nothing(play: Host, extra, kind, words) -> None:
     args = {"name": "it-bad", "rootfs": ROOTFS, "command": SLEEP}
     play(args, module="container")

@@ -50,9 +50,15 @@ def _lab(args: argparse.Namespace) -> Any:
 
 
 def _status_data(lab: Any, state: Any) -> dict[str, Any]:
+    import ipaddress
+
+    from berth.lab.config import gateway_address
+
     return {
         "name": state.name,
         "subnet": state.subnet,
+        # The machine's address on the lab's bridge: what hosts reach the machine at (a registry, say).
+        "gateway": str(gateway_address(ipaddress.IPv4Network(state.subnet)).ip),
         "kind": state.kind,
         "inventory": str(lab.paths.inventory),
         "hosts": [
@@ -70,7 +76,10 @@ def _status_data(lab: Any, state: Any) -> dict[str, Any]:
 
 
 def _status_text(data: dict[str, Any]) -> str:
-    rows = [f"lab {data['name']}  subnet {data['subnet']}  inventory {data['inventory']}"]
+    rows = [
+        f"lab {data['name']}  subnet {data['subnet']}  gateway {data['gateway']}",
+        f"  inventory {data['inventory']}",
+    ]
     for h in data["hosts"]:
         state = h["system_state"] if h["running"] else "down"
         rows.append(f"  {h['name']:<14} {h['address']:<15} pid {h['pid'] or '-':<8} {state}")
