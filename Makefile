@@ -14,7 +14,7 @@ STAMP := $(VENV)/.berth-deps
 .PHONY: help deps lint unit sanity integration test test-slow demo bench clean
 
 help:
-	@echo "make demo   - boot a local fleet of systemd hosts and run Berth on it (then tear down)"
+	@echo "make demo   - 3 local systemd hosts: build, push, roll out v1 and v2, a broken v3 rolled back, fleet rollback"
 	@echo "make test   - lint, type checks, unit, collection sanity and integration tests on lab hosts"
 	@echo "make bench  - benchmarks side by side with the peers (see bench/README.md)"
 	@echo "make deps   - Debian packages and the pinned virtual environment (run by the others)"
