@@ -216,10 +216,39 @@ options:
     type: str
   network:
     description:
-      - The container's network mode, such as V(none) (a network namespace with only loopback, the
-        default) or V(host) (the host's network namespace).
-      - Passed to the runtime as it is, so the modes and networks the host's runtime offers are accepted.
+      - The container's network mode or network. V(none) (the default unless O(networks) is set) is a
+        network namespace with only loopback; V(host) is the host's network namespace; V(bridge)
+        joins the default network V(berth) (created on first use).
+      - Any other value is the name of a network to join (its first interface, C(eth0), and its
+        default route), such as one created with M(berth.fleet.network); it must exist when the
+        container is created.
+      - On a network, the container gets an address of its subnet, reaches the other containers
+        of the network by name, and can publish O(ports).
     type: str
+  networks:
+    description:
+      - Networks to join, in order, after the one O(network) names. Without O(network), the first
+        of O(networks) is the container's first interface and default route.
+        V(bridge) is the default network V(berth).
+      - Joining networks needs O(network) to be unset, V(bridge) or a network's name.
+      - The order is part of the spec, so changing it replaces the container.
+    type: list
+    elements: str
+  ports:
+    description:
+      - Ports of the container published on the host, each as C([HOSTIP:]HOSTPORT:CONTAINERPORT[/PROTO])
+        with PROTO V(tcp) (the default) or V(udp), such as V('8080:80'), V('127.0.0.1:8053:53/udp').
+        Without HOSTIP, the port answers on every address of the host.
+      - Connections to the host's port go to the container's address on its first network, so
+        publishing ports needs a network (O(network) or O(networks)).
+      - The runtime refuses a port that another container publishes or that a process of the host
+        listens on, before it changes anything.
+      - Quote each entry. YAML reads an unquoted C(2222:22) (a container port below 60) as the
+        base-60 number 133342; the module refuses numbers for that reason.
+      - The order does not matter; equal ports written differently (V('0.0.0.0:80:80/tcp') and
+        V('80:80')) are the same spec.
+    type: list
+    elements: raw
   resources:
     description:
       - cgroup limits of the container. Limits that the host's cgroup hierarchy cannot enforce are
@@ -289,6 +318,15 @@ EXAMPLES = r"""
 - name: Say where it runs
   ansible.builtin.debug:
     msg: "{{ web1.container.unit }} runs as PID {{ web1.container.pid }}"
+
+- name: A web server on the network shop, published on port 8080 of the host
+  berth.fleet.container:
+    name: web2
+    image: web:1
+    network: shop
+    ports:
+      - "8080:80"
+      - "127.0.0.1:9090:9090/tcp"
 
 - name: A hardened worker from a root file system, with a secret and a scratch tmpfs
   berth.fleet.container:
@@ -484,6 +522,8 @@ ARGUMENT_SPEC = {
     "labels": {"type": "dict"},
     "slice": {"type": "str"},
     "network": {"type": "str"},
+    "networks": {"type": "list", "elements": "str"},
+    "ports": {"type": "list", "elements": "raw"},
     "resources": resources_option(cpus={"type": "str"}, nice={"type": "int"}),
 }
 # Every option but these is a field of the runtime's container spec, under the same name.
@@ -506,6 +546,26 @@ def mount_entries(mounts):
     return entries
 
 
+def port_entries(ports):
+    """The published ports as the runtime reads them; numbers are refused (YAML's base-60 trap)."""
+    for index, port in enumerate(ports):
+        if isinstance(port, str):
+            continue
+        if isinstance(port, int) and not isinstance(port, bool) and port >= 60:
+            hint = (
+                f": YAML reads an unquoted {port // 60}:{port % 60} as the base-60 number {port}; "
+                f"quote it ('{port // 60}:{port % 60}')"
+            )
+        else:
+            hint = ""
+        raise InvalidOption(
+            f"ports[{index}] must be a quoted string such as '8080:80', not the "
+            f"{type(port).__name__} {port!r}{hint}",
+            details={"option": "ports", "index": index},
+        )
+    return list(ports)
+
+
 def container_spec(params):
     """The runtime's container spec from the module's options; unset options are left to it."""
     spec = set_options(params, ARGUMENT_SPEC, [key for key in ARGUMENT_SPEC if key not in NOT_SPEC])
@@ -514,6 +574,8 @@ def container_spec(params):
             spec[option] = string_map(option, spec[option])
     if "mounts" in spec:
         spec["mounts"] = mount_entries(spec["mounts"])
+    if "ports" in spec:
+        spec["ports"] = port_entries(spec["ports"])
     return spec
 
 

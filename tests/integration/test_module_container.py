@@ -232,7 +232,7 @@ def test_argument_errors_are_clear(play: Host) -> None:
     # (module args, words of the error) - Ansible's own validation: wrong types, unknown options, conflicts
     cases = [
         ({"name": "it-x", "rootfs": ROOTFS, "command": SLEEP, "stop_timeout": "soon"}, "stop_timeout"),
-        ({"name": "it-x", "rootfs": ROOTFS, "command": SLEEP, "ports": ["80:80"]}, "Unsupported parameters"),
+        ({"name": "it-x", "rootfs": ROOTFS, "command": SLEEP, "publish": ["80:80"]}, "Unsupported param"),
         ({"name": "it-x", "rootfs": ROOTFS, "image": "web:1", "command": SLEEP}, "mutually exclusive"),
         ({"name": "it-x", "command": SLEEP}, "any of the following are missing: image, rootfs, layers"),
     ]

@@ -1,17 +1,32 @@
-"""`berth network create|ls|inspect|rm|switch|ports|restore`."""
+"""`berth network apply|create|ls|inspect|rm|switch|ports|restore`."""
 
 from __future__ import annotations
 
 import argparse
 from typing import Any
 
-from berth.cli.common import add_command
+from berth.cli.common import add_command, read_json_input
 from berth.cli.result import Result
 
 
 def register(sub: Any) -> None:
     network = sub.add_parser("network", help="container networks: bridges, addresses, published ports")
     nsub = network.add_subparsers(dest="network_command", required=True, metavar="COMMAND")
+    apply = add_command(
+        nsub,
+        "apply",
+        run_apply,
+        "create, change or remove a network to match a declarative spec",
+        "network apply",
+    )
+    apply.add_argument(
+        "-f",
+        "--file",
+        required=True,
+        metavar="SPEC",
+        help='JSON {"name", "state", "subnet", "gateway", "bridge", "masquerade"} or -',
+    )
+    apply.add_argument("--check", action="store_true", help="plan only: change nothing")
     create = add_command(
         nsub, "create", run_create, "create a network (a bridge, a subnet)", "network create"
     )
@@ -69,6 +84,26 @@ def run_create(args: argparse.Namespace) -> Result:
         changed=bool(actions),
         actions=actions,
         text=lambda: f"{net.name} {net.subnet} ({net.bridge})",
+    )
+
+
+def _side(net: Any) -> dict[str, Any]:
+    return {"state": "absent"} if net is None else {"state": "present", **net.to_json()}
+
+
+def run_apply(args: argparse.Namespace) -> Result:
+    from berth.network.request import parse_request
+
+    request = parse_request(read_json_input(args.file))
+    outcome = _networks().converge(request, check=args.check)
+    actions = outcome.planned if args.check else outcome.applied
+    network = {"name": request.name} if outcome.after is None else outcome.after.to_json()
+    return Result(
+        data={**network, "state": request.state, "containers": outcome.containers, "check_mode": args.check},
+        changed=bool(actions),
+        actions=actions,
+        diff={"before": _side(outcome.before), "after": _side(outcome.after)},
+        text=lambda: f"{request.name}: {', '.join(a.kind for a in actions) or 'unchanged'}",
     )
 
 

@@ -32,9 +32,21 @@ from berth.network.model import (
     parse_subnet,
     validate_network_name,
 )
-from berth.network.plan import HostView, plan_create, plan_remove
+from berth.network.plan import HostView, plan_create, plan_network, plan_remove
 from berth.network.ports import PortMapping, check_host_free, find_clash, parse_port
+from berth.network.request import NetworkRequest
 from berth.plan import Action
+
+
+@dataclass
+class NetworkOutcome:
+    """What `converge` planned, what it applied, and the network before and after (None: absent)."""
+
+    planned: list[Action]
+    applied: list[Action]
+    before: Network | None
+    after: Network | None
+    containers: list[str]  # the containers that use the network
 
 
 @dataclass(frozen=True)
@@ -172,15 +184,57 @@ class Networks:
             actions = plan_remove(name, view)
             if check:
                 return actions
+            return plans.apply(actions, {"remove-network": lambda a: self._remove(ip, view.networks[name])})
 
-            def remove(action: Action) -> None:
-                net = view.networks[name]
-                state.networks().delete(name)  # first: a crash after it leaves only a bridge to sweep
-                sync_nft()
-                links.delete_link(ip, net.bridge)
-                state.put_leases(name, {})
+    def _remove(self, ip: Any, net: Network) -> None:
+        state.networks().delete(net.name)  # first: a crash after it leaves only a bridge to sweep
+        sync_nft()
+        links.delete_link(ip, net.bridge)
+        state.put_leases(net.name, {})
 
-            return plans.apply(actions, {"remove-network": remove})
+    def _update(self, net: Network) -> None:
+        """A change that leaves bridge, subnet and gateway as they are (masquerade): record, nft."""
+        before = state.networks().get(net.name) or {}
+        state.networks().put(net.name, {**before, **net.to_json()})
+        try:
+            sync_nft()
+        except BaseException:
+            state.networks().put(net.name, before)
+            raise
+
+    def converge(self, request: NetworkRequest, check: bool = False) -> NetworkOutcome:
+        """Take network `request.name` to the requested state: plan(desired, observed), then apply.
+
+        The plan refuses (Conflict, InvalidInput) before anything changes, in check mode too.
+        """
+        with state.locked(), links.iproute() as ip:
+            view = _host_view(ip)
+            existing = view.networks.get(request.name)
+            desired = None
+            if request.state == "present":
+                desired = desired_network(
+                    request.name, request.subnet, request.gateway, request.bridge, request.masquerade, view
+                )
+            actions = plan_network(request.name, desired, view)
+            outcome = NetworkOutcome(actions, [], existing, desired, sorted(view.users.get(request.name, [])))
+            if check:
+                return outcome
+
+            def remove(_: Action) -> None:
+                assert existing is not None
+                self._remove(ip, existing)
+
+            def create(_: Action) -> None:
+                assert desired is not None
+                self._create(ip, desired)
+
+            def update(_: Action) -> None:
+                assert desired is not None
+                self._update(desired)
+
+            handlers = {"remove-network": remove, "create-network": create, "update-network": update}
+            outcome.applied = plans.apply(actions, handlers)
+            return outcome
 
     def ls(self) -> list[dict[str, Any]]:
         users = _users()

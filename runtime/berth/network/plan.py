@@ -4,7 +4,7 @@ anything changes."""
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from berth.errors import Conflict
 from berth.network.model import Network, overlapping
@@ -61,3 +61,46 @@ def plan_remove(name: str, host: HostView) -> list[Action]:
             containers=sorted(users),
         )
     return [Action("remove-network", name, {"bridge": host.networks[name].bridge})]
+
+
+def _differences(existing: Network, desired: Network) -> list[str]:
+    old, new = existing.to_json(), desired.to_json()
+    return [f"{key} {old[key]} -> {new[key]}" for key in sorted(old) if old[key] != new[key]]
+
+
+def plan_network(name: str, desired: Network | None, host: HostView) -> list[Action]:
+    """Take the host's network `name` to `desired` (None: absent), declaratively.
+
+    Nothing when it is already so. A change of masquerade alone is made live, even while
+    containers use the network (it is one nftables rule). Any other change (subnet, gateway,
+    bridge) replaces the network, which only a network that no container uses can be: the
+    addresses of its containers come from the subnet and their veths hang on the bridge.
+    """
+    if desired is None:
+        return plan_remove(name, host)
+    if desired.name != name:
+        raise AssertionError(f"a plan for network {name} got the spec of {desired.name}")
+    existing = host.networks.get(name)
+    if existing is None:
+        return plan_create(desired, host)
+    if existing == desired:
+        return []
+    changes = _differences(existing, desired)
+    if replace(existing, masquerade=desired.masquerade) == desired:
+        return [Action("update-network", name, {"masquerade": desired.masquerade})]
+    users = sorted(host.users.get(name, []))
+    if users:
+        raise Conflict(
+            f"network {name} would change ({'; '.join(changes)}), which re-creates it, but it is in "
+            f"use by container(s) {', '.join(users)}: remove them first, or keep its settings",
+            containers=users,
+            existing=existing.to_json(),
+        )
+    without = HostView(
+        networks={k: v for k, v in host.networks.items() if k != name},
+        links=host.links - {existing.bridge},
+        routes=host.routes,
+        users=host.users,
+    )
+    removal = [Action("remove-network", name, {"bridge": existing.bridge, "reason": "settings changed"})]
+    return removal + plan_create(desired, without)

@@ -137,6 +137,21 @@ REQUEST_CASES = [
         {"state": "stopped", "spec": {"name": "web", "layers": ["/l/1", "/l/2"], "command": SLEEP}},
     ),
     ("restarted", dict(BASE, state="restarted"), {"state": "restarted", "spec": BASE}),
+    (
+        "network-and-ports",
+        dict(BASE, network="shop", ports=["8080:80", "127.0.0.1:8053:53/udp"]),
+        {"state": "started", "spec": dict(BASE, network="shop", ports=["8080:80", "127.0.0.1:8053:53/udp"])},
+    ),
+    (
+        "networks-in-order",
+        dict(BASE, networks=["front", "bridge"], ports=["80:80"]),
+        {"state": "started", "spec": dict(BASE, networks=["front", "bridge"], ports=["80:80"])},
+    ),
+    (
+        "empty-ports-are-sent",
+        dict(BASE, network="bridge", ports=[]),
+        {"state": "started", "spec": dict(BASE, network="bridge", ports=[])},
+    ),
 ]
 
 
@@ -254,7 +269,15 @@ REFUSED_CASES = [
         ["parameters are mutually exclusive: image|rootfs|layers"],
     ),
     ("unknown-state", dict(BASE, state="running"), ["value of state must be one of"]),
-    ("unknown-option", dict(BASE, ports=["80:80"]), ["Unsupported parameters", "ports"]),
+    ("unknown-option", dict(BASE, publish=["80:80"]), ["Unsupported parameters", "publish"]),
+    (
+        "base-60-port",
+        dict(BASE, network="web", ports=["8080:80", 133342]),
+        ["ports[1]", "int 133342", "base-60", "'2222:22'"],
+    ),
+    ("number-port", dict(BASE, network="web", ports=[80]), ["ports[0] must be a quoted string", "int 80"]),
+    ("dict-port", dict(BASE, network="web", ports=[{"host_port": 80}]), ["ports[0]", "dict"]),
+    ("networks-not-list", dict(BASE, networks={"a": 1}), ["networks", "list"]),
     ("bool-env", dict(BASE, env={"DEBUG": True}), ["env.DEBUG is the boolean True", "'true'"]),
     ("null-label", dict(BASE, labels={"x": None}), ["labels.x has no value"]),
     (
