@@ -40,6 +40,7 @@ def register(sub: Any) -> None:
     p.add_argument("-t", "--tag", action="append", default=[], help="name the image (repeatable)")
     p.add_argument("--build-arg", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--no-cache", action="store_true", help="do not reuse cached steps")
+    p.add_argument("--target", default=None, metavar="STAGE", help="stop at this stage (default: last)")
     p.add_argument("--reproducible", action="store_true", help="fixed timestamps: same input, same digest")
     p.add_argument("--source-date-epoch", type=int, default=None, metavar="SECONDS")
     _registry_options(p)
@@ -309,6 +310,7 @@ def run_build(args: argparse.Namespace) -> Result:
         epoch=args.source_date_epoch,
         no_cache=args.no_cache,
         registry=_registry(args, None),
+        target=args.target,
     )
     progress = _progress(args)
     try:

@@ -1,5 +1,9 @@
 """`berth image build`: a Containerfile to an image in the local store.
 
+A Containerfile may have several stages (see `stages`): the ones the target needs are built in
+order, each from its FROM, and the image is the target stage alone (its layers and config).
+COPY --from reads an earlier stage's (or an image's) layers directly, through `stagefs`.
+
 Each step turns the build state (layers + config) into the next one. Metadata steps change the
 config; COPY and ADD write one layer tar from the context (sorted, ownership applied, mtimes
 clamped when reproducible) which is also the step's content hash; RUN goes through `run_step`.
@@ -24,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from berth.errors import InvalidInput, NotFound, Unsupported
+from berth.errors import BerthError, InvalidInput, NotFound, Unsupported
 from berth.images import imageconfig as ic
 from berth.images.containerfile import Instruction, expand, parse, words
 from berth.images.digest import chain_ids, sha256_bytes
@@ -37,6 +41,8 @@ from berth.images.progress import NoProgress, Progress
 from berth.images.registry import RegistryOptions
 from berth.images.run_step import reap_orphaned_steps
 from berth.images.run_step import run_step as default_run_step
+from berth.images.stagefs import StageTree
+from berth.images.stages import BuildPlan, Source, Stage, declare_args, plan
 from berth.images.store import ImageRecord, ImageStore
 from berth.plan import Action
 
@@ -64,6 +70,7 @@ class BuildOptions:
     epoch: int | None = None
     no_cache: bool = False
     registry: RegistryOptions | None = None
+    target: str | None = None  # the stage to stop at (default: the last one)
 
 
 @dataclass
@@ -100,14 +107,14 @@ def build(
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise InvalidInput(f"cannot read {path}: {exc}") from exc
-    instructions = parse(text, path.name)
+    build_plan = plan(parse(text, path.name), options.build_args, options.target, path.name)
     epoch = options.epoch if options.epoch is not None else (0 if options.reproducible else None)
     if options.reproducible and options.epoch is None and os.environ.get("SOURCE_DATE_EPOCH", "").isdigit():
         epoch = int(os.environ["SOURCE_DATE_EPOCH"])
     created = ic.timestamp(epoch)
     builder = _Builder(store, context, load_ignore(context), options, epoch, created, progress, run_step)
     with store.locked():
-        state = builder.run(instructions)
+        state = builder.run(build_plan)
         # The image was created when its last step was (as docker does): a fully cached rebuild
         # then gives the very same config, hence the same digest.
         history = state.config.get("history") or [{}]
@@ -143,76 +150,110 @@ class _Builder:
         self.progress = progress
         self.run_step = run_step
         self.steps: list[dict[str, Any]] = []
-        self.args: dict[str, str] = {}
+        self.args: dict[str, str] = {}  # the current stage's ARGs
+        self.stage = 0
+        self.plan = BuildPlan({}, [], 0, [])
+        self.images: dict[str, ImageRecord] = {}
 
     # -- the step loop ---------------------------------------------------------------------------
-    def run(self, instructions: list[Instruction]) -> State:
-        global_args: dict[str, str] = {}
-        i = 0
-        while i < len(instructions) and instructions[i].keyword == "ARG":
-            for name, value in self._arg(instructions[i], global_args):
-                global_args[name] = value
-            i += 1
-        if i >= len(instructions) or instructions[i].keyword != "FROM":
-            line = instructions[i].line if i < len(instructions) else 1
-            raise InvalidInput(
-                f"Containerfile:{line}: the first instruction must be FROM (after ARGs)", line=line
-            )
-        state = self._from(instructions[i], global_args)
-        for instr in instructions[i + 1 :]:
-            if instr.keyword == "FROM":
-                raise Unsupported(f"{instr.source}:{instr.line}: multi-stage builds are not supported yet")
+    def run(self, build_plan: BuildPlan) -> State:
+        """Build the stages the target needs, in order; the target's state is the image."""
+        self.plan = build_plan
+        # Every image the build needs is found (or pulled) first: a missing one fails the build
+        # before any step runs.
+        for index in build_plan.needed:
+            stage = build_plan.stages[index]
+            if stage.base.image is not None and stage.base.image != "scratch":
+                self._base_image(stage.instr, stage.base.image)
+            for pos, source in stage.copies.items():
+                if source.image is not None:
+                    self._from_image(stage.body[pos], source.image)
+        results: dict[int, State] = {}
+        for index in build_plan.needed:
+            results[index] = self._stage(build_plan.stages[index], results)
+        return results[build_plan.target]
+
+    def _record(self, instr: Instruction, cached: bool) -> None:
+        self.steps.append(
+            {"line": instr.line, "instruction": instr.text, "cached": cached, "stage": self.stage}
+        )
+
+    def _stage(self, stage: Stage, results: dict[int, State]) -> State:
+        self.stage = stage.index
+        self.args = {}  # each stage has its own ARGs
+        state = self._from(stage, results)
+        for pos, instr in enumerate(stage.body):
             if instr.keyword == "ARG":
-                for name, value in self._arg(instr, {**global_args, **self.args}):
-                    self.args[name] = value
+                env = ic.env_map(state.config)
+                self.args.update(
+                    declare_args(instr, self.options.build_args, self.args, self.plan.global_args, env)
+                )
                 continue
-            state = self._step(state, instr)
+            state = self._step(state, instr, stage.copies.get(pos), results)
         return state
 
-    def _arg(self, instr: Instruction, known: dict[str, str]) -> list[tuple[str, str]]:
-        out = []
-        for item in words(instr, instr.args):
-            name, eq, default = item.partition("=")
-            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
-                raise instr.error(f"invalid ARG name {name!r}")
-            value = self.options.build_args.get(name, known.get(name, expand(default, known) if eq else ""))
-            out.append((name, value))
-        return out
-
-    def _from(self, instr: Instruction, global_args: dict[str, str]) -> State:
-        parts = expand(instr.args, global_args).split()
-        if len(parts) == 3 and parts[1].upper() == "AS":
-            parts = parts[:1]
-        if len(parts) != 1:
-            raise instr.error(f"expected FROM IMAGE [AS NAME], got {instr.args!r}")
-        base = parts[0]
-        self.steps.append({"line": instr.line, "instruction": instr.text, "cached": False})
+    def _from(self, stage: Stage, results: dict[int, State]) -> State:
+        instr = stage.instr
+        self._record(instr, cached=False)
+        if stage.base.stage is not None:
+            parent = results[stage.base.stage]
+            return State(list(parent.layers), dict(parent.config))
+        base = stage.base.image or "scratch"
         if base == "scratch":
             return State([], ic.empty_config())
-        record = self.store.find(base)
-        if record is None:
-            from berth.images.pull import pull
-
-            try:
-                record = pull(self.store, base, self.options.registry, self.progress).record
-            except NotFound as exc:
-                raise instr.error(
-                    f"base image {base!r} is neither local nor pullable: {exc.message}"
-                ) from exc
-        assert record is not None
+        record = self._base_image(instr, base)
         config = self.store.config(record)
         layers = [dict(layer) for layer in record.layers]
         config = {k: v for k, v in config.items() if k != "created"}
         return State(layers, config)
 
+    def _base_image(self, instr: Instruction, ref: str) -> ImageRecord:
+        try:
+            return self._image(ref)
+        except NotFound as exc:
+            raise instr.error(
+                f"base image {ref!r} is neither local nor pullable{self._no_stage(ref)}: {exc.message}"
+            ) from exc
+
+    def _from_image(self, instr: Instruction, ref: str) -> ImageRecord:
+        """COPY --from=IMAGE: any failure to get the image says that no stage has that name."""
+        try:
+            return self._image(ref)
+        except BerthError as exc:
+            raise instr.error(
+                f"--from={ref}: no stage of this Containerfile has that name or index "
+                f"({self._stage_list()}), and it is not an image in the local store; "
+                f"pulling it failed: {exc.message}"
+            ) from exc
+
+    def _image(self, ref: str) -> ImageRecord:
+        """An image by reference, pulled if it is not in the store; looked up once per build."""
+        record = self.images.get(ref) or self.store.find(ref)
+        if record is None:
+            from berth.images.pull import pull
+
+            record = pull(self.store, ref, self.options.registry, self.progress).record
+            assert record is not None
+        self.images[ref] = record
+        return record
+
+    def _stage_list(self) -> str:
+        return "stages: " + ", ".join(s.label for s in self.plan.stages)
+
+    def _no_stage(self, ref: str) -> str:
+        named = [s.name for s in self.plan.stages if s.name]
+        return f" (and no earlier stage is named {ref.lower()!r})" if named else ""
+
     def _variables(self, state: State) -> dict[str, str]:
         return {**self.args, **ic.env_map(state.config)}
 
-    def _step(self, state: State, instr: Instruction) -> State:
+    def _step(
+        self, state: State, instr: Instruction, source: Source | None, results: dict[int, State]
+    ) -> State:
         content = ""
         copy_tar: Path | None = None
         if instr.keyword in ("COPY", "ADD"):
-            copy_tar, content = self._copy_tar(state, instr)
+            copy_tar, content = self._copy_tar(state, instr, source, results)
         elif instr.keyword == "RUN":
             used = sorted(self.args.items())
             content = sha256_bytes(canonical_json(used))
@@ -221,7 +262,7 @@ class _Builder:
         if cached is not None:
             if copy_tar is not None:
                 copy_tar.unlink()
-            self.steps.append({"line": instr.line, "instruction": instr.text, "cached": True})
+            self._record(instr, cached=True)
             return cached
         if instr.keyword in ic.METADATA:
             config = ic.apply_metadata(state.config, instr, self._variables(state))
@@ -234,7 +275,7 @@ class _Builder:
         else:
             raise instr.error("is not supported in builds")
         self.store.cache_put(key, {"layers": new.layers, "config": new.config})
-        self.steps.append({"line": instr.line, "instruction": instr.text, "cached": False})
+        self._record(instr, cached=False)
         return new
 
     def _cached(self, key: str) -> State | None:
@@ -278,10 +319,18 @@ class _Builder:
         return self._add_layer(state, instr, lambda tf: dir_to_tar(upper / "diff", tf, self.epoch))
 
     # -- COPY / ADD ------------------------------------------------------------------------------
-    def _copy_tar(self, state: State, instr: Instruction) -> tuple[Path, str]:
-        """Write the step's layer tar to scratch; its sha256 is the step's content hash."""
-        if "from" in instr.flags:
-            raise Unsupported(f"{instr.source}:{instr.line}: COPY --from needs multi-stage builds (not yet)")
+    def _copy_tar(
+        self, state: State, instr: Instruction, source: Source | None, results: dict[int, State]
+    ) -> tuple[Path, str]:
+        """Write the step's layer tar to scratch; its sha256 is the step's content hash.
+
+        With --from, the hash also covers the identity of what is copied from (the stage's top
+        layer, the image's digest), so a changed stage always invalidates the copy.
+        """
+        tree: StageTree | None = None
+        identity = what = ""
+        if source is not None:
+            tree, identity, what = self._source_tree(instr, source, results)
         variables = self._variables(state)
         items = (
             list(instr.json_args)
@@ -295,22 +344,32 @@ class _Builder:
         *sources, dest = items
         workdir = state.config.get("config", {}).get("WorkingDir") or "/"
         dest_abs = posixpath.normpath(posixpath.join(workdir, dest))
-        uid, gid = self._owner(state, instr)
+        owner = self._owner(state, instr) if tree is None or "chown" in instr.flags else None
         mode = None
         if "chmod" in instr.flags:
             if not re.fullmatch(r"[0-7]{3,4}", instr.flags["chmod"]):
                 raise instr.error(f"invalid --chmod {instr.flags['chmod']!r}")
             mode = int(instr.flags["chmod"], 8)
-        matches: list[Path] = []
+        # (source, its name, whether it is a directory): a context path or a path in the stage.
+        matches: list[tuple[Path | str, str, bool]] = []
         for src in sources:
             if re.match(r"^[a-z]+://", src):
                 raise Unsupported(f"{instr.source}:{instr.line}: {instr.keyword} from a URL is not supported")
+            if tree is not None:
+                found_in = tree.match(src)
+                if not found_in:
+                    raise instr.error(f"source {src!r} not found in {what}")
+                for path in found_in:
+                    st = tree.lstat_path(path)
+                    is_dir = path == "/" or (st is not None and stat.S_ISDIR(st.st_mode))
+                    matches.append((path, posixpath.basename(path), is_dir))
+                continue
             found = self._match(instr, src)
             if not found:
                 raise instr.error(
                     f"source {src!r} not found in the build context (or excluded by the ignore file)"
                 )
-            matches += found
+            matches += [(p, p.name, stat.S_ISDIR(os.lstat(p).st_mode)) for p in found]
         dest_is_dir = dest.endswith("/") or len(matches) > 1 or dest_abs == "/"
         view = LayerView([self.store.layer_dir(x["chain_id"]) for x in state.layers])
         real_dest = view.resolve(dest_abs)
@@ -328,26 +387,47 @@ class _Builder:
 
         existing = view.lstat(real_dest)
         dest_exists_as_dir = existing is not None and stat.S_ISDIR(existing.st_mode)
-        entries: list[tuple[str, Path]] = []
-        for match in matches:
-            st = os.lstat(match)
-            if stat.S_ISDIR(st.st_mode):
-                entries.append((real_dest, match))
+        entries: list[tuple[str, Path | str, bool]] = []
+        for match, name, is_dir in matches:
+            if is_dir:
+                entries.append((real_dest, match, True))
             elif dest_is_dir or dest_exists_as_dir:
-                entries.append((posixpath.join(real_dest, match.name), match))
+                entries.append((posixpath.join(real_dest, name), match, False))
             else:
-                entries.append((real_dest, match))
+                entries.append((real_dest, match, False))
         with open(out, "wb") as fh, tar_writer(_Hashing(fh)) as tf:
             written: set[str] = set()
-            for target, item in entries:
-                is_dir = item.is_dir() and not item.is_symlink()
+            for target, _, is_dir in entries:
                 self._parents(tf, view, target if is_dir else posixpath.dirname(target), written)
-            for target, item in entries:
-                if instr.keyword == "ADD" and _is_archive(item):
+            links: dict[tuple[int, int], str] = {}
+            for target, item, _ in entries:
+                if isinstance(item, str):
+                    assert tree is not None
+                    tree.add_tree(tf, item, target, owner, mode, self.epoch, written, links)
+                elif instr.keyword == "ADD" and _is_archive(item):
                     self._add_archive(tf, item, target, written)
                 else:
+                    uid, gid = owner or (0, 0)
                     self._add_tree(tf, item, target, uid, gid, mode, written, top=True)
-        return out, "sha256:" + h.hexdigest()
+        content = "sha256:" + h.hexdigest()
+        if identity:
+            content = sha256_bytes(canonical_json([identity, content]))
+        return out, content
+
+    def _source_tree(
+        self, instr: Instruction, source: Source, results: dict[int, State]
+    ) -> tuple[StageTree, str, str]:
+        """The root filesystem COPY --from reads, its identity for the cache key, and its name."""
+        if source.stage is not None:
+            layers = results[source.stage].layers
+            identity = f"stage:{layers[-1]['chain_id'] if layers else 'empty'}"
+            what = f"stage {self.plan.stages[source.stage].label}"
+        else:
+            assert source.image is not None
+            record = self._from_image(instr, source.image)
+            layers, identity = record.layers, f"image:{record.digest}"
+            what = f"image {source.image!r}"
+        return StageTree([self.store.layer_dir(x["chain_id"]) for x in layers]), identity, what
 
     def _owner(self, state: State, instr: Instruction) -> tuple[int, int]:
         spec = instr.flags.get("chown")
