@@ -225,6 +225,9 @@ def _end_to_end(rounds: int, warmup: int) -> dict[str, Any]:
             "from berth.cli import main; "
             f"sys.argv = ['berth', 'run', '--rm', '--rootfs', {ROOTFS!r}, 'true']; sys.exit(main())",
         ]
+    # Before/after of the native D-Bus client (issues 3 and 9): the same `berth run` talking to
+    # systemd through asyncio and dbus-fast, and polling for the exit, as before (`env` adds ~1 ms).
+    sides["berth_dbus_fast"] = ["env", "BERTH_DBUS_BACKEND=dbus-fast", *sides["berth"]]
     samples = _alternate(sides, rounds, warmup, lambda name, cmd, i: _quiet(cmd))
     return {name: summary(s) for name, s in samples.items()}
 
@@ -505,6 +508,8 @@ def markdown(r: dict[str, Any]) -> str:
         "berth_version": "reference: `berth version` (Python start, CLI imports, argparse)",
         "berth_jsonschema": "before: `berth run --rm` validating its spec with jsonschema "
         "(the schema fast path off)",
+        "berth_dbus_fast": "before: `berth run --rm` over asyncio and dbus-fast, polling for the exit "
+        "(`BERTH_DBUS_BACKEND=dbus-fast`)",
     }
     rows = [
         f"Measured inside one lab host ({r['versions'].get('systemd', 'systemd ?')}, cgroups "
@@ -535,6 +540,12 @@ def markdown(r: dict[str, Any]) -> str:
             f" Before the schema fast path, in the same run: Berth / podman "
             f"{_ratio(e2e['berth_jsonschema']['median'], peer)}."
             if "berth_jsonschema" in e2e
+            else ""
+        )
+        + (
+            f" Over asyncio and dbus-fast instead of Berth's own D-Bus client, in the same run: "
+            f"Berth / podman {_ratio(e2e['berth_dbus_fast']['median'], peer)}."
+            if "berth_dbus_fast" in e2e
             else ""
         ),
         "",

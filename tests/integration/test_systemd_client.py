@@ -23,7 +23,7 @@ from labkit import BERTH, Lab
 
 from berth.systemd.names import unit_object_path
 
-BACKENDS = ["dbus-fast", "dbus-next"]
+BACKENDS = ["native", "dbus-fast", "dbus-next"]
 NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
 RECORDS = "/var/lib/berth/units"
 

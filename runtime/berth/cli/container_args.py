@@ -172,7 +172,7 @@ def spec_from_args(args: argparse.Namespace) -> dict[str, Any]:
     if res:
         doc["resources"] = res
     if "name" not in doc:
-        import secrets
+        import os
 
-        doc["name"] = f"c-{secrets.token_hex(5)}"
+        doc["name"] = f"c-{os.urandom(5).hex()}"  # secrets.token_hex(5), without its imports
     return doc

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
 from typing import Any
 
@@ -358,6 +357,8 @@ def _exit_text(exit_info: dict[str, Any]) -> str:
 
 
 def run_logs(args: argparse.Namespace) -> Result:
+    import subprocess
+
     c = _containers()
     c.require(args.name)
     cmd = [

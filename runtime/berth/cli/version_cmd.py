@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import platform
 import sys
 from typing import Any
 
@@ -17,6 +16,8 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> Result:
+    import platform  # here: importing it costs every other command milliseconds
+
     data = {
         "runtime": __version__,
         "protocol": PROTOCOL_VERSION,

@@ -18,6 +18,8 @@ from berth.units.limits import cpuset_available, unenforced
 from berth.units.spec import RESOURCES
 
 SHIM = Path(__file__).resolve().parent.parent / "shim" / "main.py"
+# ExecStopPost: the shim's `record-exit` in POSIX sh, so no Python starts at a container's stop.
+RECORD_EXIT = SHIM.parent / "record-exit.sh"
 
 # podman's defaults (containers/common pkg/config): hidden, and read-only, kernel interfaces.
 MASKED_PATHS = (
@@ -109,7 +111,7 @@ def unit_properties(
         "Type": "notify",
         "NotifyAccess": "main",
         "ExecStart": [[*shim, "start", str(paths.config)]],
-        "ExecStopPost": [[*shim, "record-exit", str(paths.config)]],
+        "ExecStopPost": [["/bin/sh", str(RECORD_EXIT), str(paths.exit_file)]],
         "Slice": spec.slice,
         "KillMode": "mixed",
         "KillSignal": spec.stop_signal,

@@ -32,6 +32,7 @@ from berth.network.containers import attach_container, detach_container
 from berth.plan import Action, Handler
 from berth.state.atomic import atomic_write_json
 from berth.systemd.properties import to_dbus
+from berth.systemd.status import RUNNING_STATES
 from berth.systemd.sync import Systemd
 from berth.units.limits import cgroup_unified
 from berth.units.observe import live_state
@@ -79,18 +80,26 @@ class Containers:
     def names(self) -> list[str]:
         return records.names()
 
-    def wait(self, name: str, poll: float = 0.02) -> dict[str, Any]:
-        """Block until the container's process has exited; return why it stopped."""
+    def wait(self, name: str, recheck: float = 1.0) -> dict[str, Any]:
+        """Block until the container's process has exited; return why it stopped.
+
+        It looks when systemd signals that the unit stopped (no polling: it waits for the
+        signal), and at least every `recheck` seconds whatever it hears; backends that do not
+        follow signals look every 20 ms.
+        """
+        unit = unit_name(name)
+        self.systemd.watch_unit(unit)  # before the first look: no change slips in between
         while True:
-            observed = self.observe(name)
-            if not observed.running:
-                return observed.exit() or {"reason": "unknown", "exit_code": None, "signal": None}
-            time.sleep(poll)
+            if self.systemd.active_state(unit) not in RUNNING_STATES:  # a cheap look first
+                observed = self.observe(name)
+                if not observed.running:
+                    return observed.exit() or {"reason": "unknown", "exit_code": None, "signal": None}
+            self.systemd.wait_until_stopped(unit, recheck)
 
     def stats(self, name: str) -> dict[str, Any]:
         """Usage from cgroup accounting, as systemd reads it (None: not accounted on this host)."""
         from berth.containers.cgroup_files import STAT_KEYS, cgroup_stats
-        from berth.systemd.client import SERVICE
+        from berth.systemd.jobs import SERVICE
         from berth.systemd.sizes import UINT64_MAX
 
         observed = self.require(name)

@@ -5,11 +5,11 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 from berth.containers.paths import ContainerPaths
 from berth.state.atomic import atomic_write_json, read_json
+from berth.state.flock import flocked
 from berth.state.store import data_dir
 
 
@@ -37,9 +37,7 @@ def names() -> list[str]:
 @contextmanager
 def locked() -> Iterator[None]:
     """One lock for every container mutation on the host: names and IPAM stay consistent."""
-    from filelock import FileLock
-
     root = data_dir() / "containers"
     root.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(Path(root) / ".lock")):
+    with flocked(root / ".lock"):
         yield

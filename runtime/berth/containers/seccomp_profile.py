@@ -10,7 +10,7 @@ to slip past the list.
 
 from __future__ import annotations
 
-import platform
+import os
 from typing import Any
 
 # x86_64 syscall numbers (arch/x86/entry/syscalls/syscall_64.tbl).
@@ -48,7 +48,7 @@ ENOSYS = {"clone3"}  # its flags live in memory a filter cannot read; libc falls
 
 def default_profile(capabilities: set[str]) -> dict[str, Any] | None:
     """The filter for a container holding `capabilities`; None where Berth has no syscall table."""
-    if platform.machine() != "x86_64":
+    if os.uname().machine != "x86_64":
         return None
     allowed = set().union(*(calls for cap, calls in ALLOWED_WITH.items() if cap in capabilities))
     deny = [nr for name, nr in X86_64.items() if name not in allowed and name not in ENOSYS]

@@ -8,9 +8,11 @@ so that the rest of the runtime stays testable and the risky calls stay few and 
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
-from functools import cache
+
+TYPE_CHECKING = False  # not `from typing import`: importing typing costs the shim ms at every start
+if TYPE_CHECKING:
+    from types import ModuleType
 
 # Namespace flags (linux/sched.h).
 CLONE_NEWNS = 0x00020000
@@ -33,9 +35,27 @@ FS_MAGIC = {
 }
 
 
-@cache
+_LIBC: list[ctypes.CDLL] = []
+
+
 def _libc() -> ctypes.CDLL:
-    return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    if not _LIBC:
+        _LIBC.append(_load_libc())
+    return _LIBC[0]
+
+
+def _load_libc() -> ctypes.CDLL:
+    # glibc's soname first, then the symbols already loaded into this process (musl's libc
+    # too); ctypes.util.find_library only as the last resort: it runs `ldconfig -p`, a process
+    # and milliseconds at every start of the shim.
+    for name in ("libc.so.6", None):
+        try:
+            return ctypes.CDLL(name, use_errno=True)
+        except OSError:
+            continue
+    from ctypes.util import find_library
+
+    return ctypes.CDLL(find_library("c") or "libc.so.6", use_errno=True)
 
 
 def _check(ret: int, what: str) -> None:
@@ -333,10 +353,26 @@ def loopback_up() -> None:
     Two ioctls on a socket: cheaper than netlink for this one flag, and needs no library.
     """
     import fcntl
-    import socket
     import struct
 
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+    sockets = socket_module()
+    sock = sockets.socket(sockets.AF_INET, sockets.SOCK_DGRAM)
+    try:
         ifreq = struct.pack("16sH14x", b"lo", 0)
         flags = struct.unpack("16sH14x", fcntl.ioctl(sock.fileno(), _SIOCGIFFLAGS, ifreq))[1]
         fcntl.ioctl(sock.fileno(), _SIOCSIFFLAGS, struct.pack("16sH14x", b"lo", flags | _IFF_UP))
+    finally:
+        sock.close()
+
+
+def socket_module() -> ModuleType:
+    """`_socket`, the C module under `socket`: the same socket calls, but importing `socket`
+    itself costs the shim milliseconds (it builds enums of every constant) on a container's start."""
+    try:
+        import _socket
+
+        return _socket
+    except ImportError:  # pragma: no cover - CPython always has it
+        import socket
+
+        return socket

@@ -20,6 +20,10 @@ def attach_container(spec: ContainerSpec) -> Attached | None:
 
 def detach_container(name: str) -> bool:
     """After the container stopped (or instead of it, on rm): links, addresses, leases, rules."""
+    from berth.network import state
+
+    if state.attachments().get(name) is None and not state.netns_path(name).exists():
+        return False  # no networking (as Networks.detach finds first), without importing it all
     from berth.network.manager import Networks
 
     return Networks().detach(name)

@@ -16,12 +16,15 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from berth.network.model import Network
-from berth.network.ports import PortMapping
 from berth.state.atomic import atomic_write_json, read_json, remove_file
+from berth.state.flock import flocked
 from berth.state.store import RecordStore, data_dir
+
+if TYPE_CHECKING:  # imported where used: `detach` of a container without networks needs neither
+    from berth.network.model import Network
+    from berth.network.ports import PortMapping
 
 
 def root() -> Path:
@@ -51,14 +54,14 @@ def leases() -> RecordStore:
 @contextmanager
 def locked() -> Iterator[None]:
     """The one lock over every networking record: leases, ports, attachments, networks."""
-    from filelock import FileLock
-
     root().mkdir(parents=True, exist_ok=True)
-    with FileLock(str(root() / ".lock")):
+    with flocked(root() / ".lock"):
         yield
 
 
 def all_networks() -> dict[str, Network]:
+    from berth.network.model import Network
+
     store = networks()
     out = {}
     for name in store.names():
@@ -85,6 +88,8 @@ def _ports_file() -> Path:
 
 
 def get_ports() -> dict[str, tuple[PortMapping, str]]:
+    from berth.network.ports import PortMapping
+
     """Published ports: key -> (mapping, container holding it)."""
     try:
         doc: dict[str, Any] = read_json(_ports_file())

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-import socket
+
+from berth.kernel import socket_module
 
 
 def sd_notify(message: str) -> bool:
@@ -13,7 +14,11 @@ def sd_notify(message: str) -> bool:
         return False
     if address.startswith("@"):
         address = "\0" + address[1:]
-    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
+    sockets = socket_module()
+    sock = sockets.socket(sockets.AF_UNIX, sockets.SOCK_DGRAM | sockets.SOCK_CLOEXEC)
+    try:
         sock.connect(address)
         sock.sendall(message.encode())
+    finally:
+        sock.close()
     return True

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import os
 import stat
-from typing import Any
+import warnings  # noqa: F401  # os.execvpe imports it lazily, after pivot_root: out of reach then
 
 from berth import kernel as k
 from berth.shim import seccomp  # imported up front: after pivot_root the package is out of reach
 from berth.shim.rootfs import SetupError
+
+TYPE_CHECKING = False  # not `from typing import`: importing typing costs the shim ms at every start
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def resolve_user(user: str) -> tuple[int, int, list[int]]:

@@ -15,9 +15,12 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from typing import Any
 
 from berth import kernel as k
+
+TYPE_CHECKING = False  # not `from typing import`: importing typing costs the shim ms at every start
+if TYPE_CHECKING:
+    from typing import Any
 
 _PAGE_LIMIT = 4000  # mount(2) data is one page; leave room for the other options
 

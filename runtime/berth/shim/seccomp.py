@@ -13,9 +13,12 @@ from __future__ import annotations
 
 import ctypes
 import errno
-from typing import Any
 
 from berth import kernel as k
+
+TYPE_CHECKING = False  # not `from typing import`: importing typing costs the shim ms at every start
+if TYPE_CHECKING:
+    from typing import Any
 
 AUDIT_ARCH = {"x86_64": 0xC000003E, "aarch64": 0xC00000B7}
 X32_SYSCALL_BIT = 0x40000000

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from berth.state.atomic import atomic_write_json, read_json, remove_file
+from berth.state.flock import flocked
 
 DEFAULT_DATA_DIR = Path("/var/lib/berth")
 
@@ -56,8 +57,6 @@ class RecordStore:
     @contextmanager
     def locked(self) -> Iterator[None]:
         """Serialise read-plan-apply cycles of concurrent berth processes on this kind."""
-        from filelock import FileLock
-
         self.dir.mkdir(parents=True, exist_ok=True)
-        with FileLock(str(self.dir / ".lock")):
+        with flocked(self.dir / ".lock"):
             yield

@@ -4,11 +4,14 @@ Both offer the same low-level API (`Message`, `Variant`, `aio.MessageBus.call`),
 that, with explicit signatures, so no call pays for an introspection round trip. dbus-fast is
 preferred; dbus-next is what Debian ships (python3-dbus-next). `BERTH_DBUS_BACKEND=dbus-fast` or
 `=dbus-next` forces one. The libraries are imported on first use: they cost tens of ms.
+
+The blocking front (`berth.systemd.sync.Systemd`, what the CLI uses) needs neither library nor
+asyncio: by default it talks to systemd with berth's own small connection (`berth.systemd.wire`,
+backend "native"); `BERTH_DBUS_BACKEND=dbus-fast|dbus-next` makes it use this adapter instead.
 """
 
 from __future__ import annotations
 
-import asyncio
 import importlib
 import os
 import sys
@@ -18,11 +21,29 @@ from typing import Any
 
 from berth.errors import InvalidInput, PermissionDenied, SystemdUnavailable, Timeout, Unsupported
 from berth.systemd.error_map import map_dbus_error
+from berth.systemd.wire import (
+    BACKEND_ENV,
+    CALL_TIMEOUT,
+    DEFAULT_SYSTEM_BUS,
+    NATIVE,
+    socket_path,
+    system_bus_address,
+)
 
-BACKENDS = ("dbus-fast", "dbus-next")
-BACKEND_ENV = "BERTH_DBUS_BACKEND"
-DEFAULT_SYSTEM_BUS = "unix:path=/run/dbus/system_bus_socket"
-CALL_TIMEOUT = 30.0  # seconds; a method reply (not a job) never legitimately takes longer
+__all__ = [
+    "BACKEND_ENV",
+    "CALL_TIMEOUT",
+    "DEFAULT_SYSTEM_BUS",
+    "NATIVE",
+    "Backend",
+    "Bus",
+    "Signal",
+    "connect",
+    "load_backend",
+    "socket_path",
+]
+
+BACKENDS = ("dbus-fast", "dbus-next")  # NATIVE, berth's own blocking client, is the CLI's default
 CLOSE_TIMEOUT = 1.0
 
 
@@ -52,9 +73,11 @@ class Signal:
 def load_backend(requested: str | None = None) -> Backend:
     """Import the requested backend, or the first of `BACKENDS` that is installed."""
     requested = requested or os.environ.get(BACKEND_ENV) or None
+    if requested == NATIVE:  # a choice for the blocking front; asyncio users take a library
+        requested = None
     if requested is not None and requested not in BACKENDS:
         raise InvalidInput(
-            f"{BACKEND_ENV}={requested!r} is not a D-Bus backend; use one of {', '.join(BACKENDS)}"
+            f"{BACKEND_ENV}={requested!r} is not a D-Bus backend; use one of {', '.join((NATIVE, *BACKENDS))}"
         )
     for name in [requested] if requested else BACKENDS:
         assert name is not None
@@ -71,19 +94,6 @@ def load_backend(requested: str | None = None) -> Backend:
             continue
         return Backend(name, lib.Message, lib.MessageType, lib.Variant, aio.MessageBus, lib.AuthError)
     raise Unsupported(f"no D-Bus library: install dbus-fast (or dbus-next) for {sys.executable}")
-
-
-def system_bus_address() -> str:
-    return os.environ.get("DBUS_SYSTEM_BUS_ADDRESS") or DEFAULT_SYSTEM_BUS
-
-
-def socket_path(address: str) -> str:
-    """The socket path of a `unix:path=...` address, for messages; the address otherwise."""
-    for part in address.split(";")[0].partition(":")[2].split(","):
-        key, _, value = part.partition("=")
-        if key == "path":
-            return value
-    return address
 
 
 class Bus:
@@ -112,6 +122,8 @@ class Bus:
 
         `unix_fds` are passed along with the message; an `h` value in `body` is an index into it.
         """
+        import asyncio  # here, not at the top: the blocking front imports this module too
+
         msg = self.backend.Message(
             destination=destination,
             path=path,
@@ -155,6 +167,8 @@ class Bus:
 
     async def close(self) -> None:
         """Disconnect and wait until the socket is closed (dbus-next closes it from the loop)."""
+        import asyncio
+
         self._raw.disconnect()
         try:
             await asyncio.wait_for(self._raw.wait_for_disconnect(), CLOSE_TIMEOUT)

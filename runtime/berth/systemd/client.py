@@ -15,24 +15,40 @@ from typing import Any
 from berth.errors import DBusCallFailed, JobFailed, NotFound, Timeout
 from berth.systemd import journal
 from berth.systemd.bus import Backend, Bus, Signal, connect
+from berth.systemd.jobs import (
+    DEFAULT_JOB_TIMEOUT,
+    FINISHED_KEPT,
+    JOB_REMOVED_MATCH,
+    MANAGER,
+    MANAGER_PATH,
+    NO_SUCH_PROCESS,
+    PROPERTIES,
+    SERVICE,
+    SIGKILL,
+    SLICE,
+    SYSTEMD,
+    UNIT,
+    job_failed,
+    job_removed,
+    job_timeout_error,
+    transient_properties,
+)
 from berth.systemd.names import unit_object_path
 from berth.systemd.properties import Property, from_dbus
 from berth.systemd.status import UnitListEntry, UnitState
 
-SYSTEMD = "org.freedesktop.systemd1"
-MANAGER_PATH = "/org/freedesktop/systemd1"
-MANAGER = "org.freedesktop.systemd1.Manager"
-PROPERTIES = "org.freedesktop.DBus.Properties"
-UNIT = "org.freedesktop.systemd1.Unit"
-SERVICE = "org.freedesktop.systemd1.Service"
-SLICE = "org.freedesktop.systemd1.Slice"
-JOB_REMOVED_MATCH = (
-    f"type='signal',sender='{SYSTEMD}',path='{MANAGER_PATH}',interface='{MANAGER}',member='JobRemoved'"
-)
-DEFAULT_JOB_TIMEOUT = 120.0  # longer than systemd's own default start/stop timeouts (90 s)
-_FINISHED_KEPT = 256
-SIGKILL = 9
-NO_SUCH_PROCESS = "org.freedesktop.systemd1.NoSuchProcess"
+__all__ = [
+    "DEFAULT_JOB_TIMEOUT",
+    "JOB_REMOVED_MATCH",
+    "MANAGER",
+    "MANAGER_PATH",
+    "PROPERTIES",
+    "SERVICE",
+    "SLICE",
+    "SYSTEMD",
+    "UNIT",
+    "SystemdClient",
+]
 
 
 class SystemdClient:
@@ -69,15 +85,16 @@ class SystemdClient:
     # -- jobs -------------------------------------------------------------------------------
 
     def _on_signal(self, sig: Signal) -> None:
-        if sig.member != "JobRemoved" or sig.interface != MANAGER or len(sig.body) != 4:
+        removed = job_removed(sig.member, sig.interface, sig.body)
+        if removed is None:
             return
-        _id, job, _unit, result = sig.body
+        job, result = removed
         waiter = self._waiters.get(job)
         if waiter is not None and not waiter.done():
             waiter.set_result(result)
             return
         self._finished[job] = result  # the reply to our call may not have arrived yet
-        while len(self._finished) > _FINISHED_KEPT:
+        while len(self._finished) > FINISHED_KEPT:
             del self._finished[next(iter(self._finished))]
 
     async def _subscribe(self) -> None:
@@ -97,12 +114,7 @@ class SystemdClient:
         try:
             return await asyncio.wait_for(future, timeout)
         except TimeoutError:
-            raise Timeout(
-                f"the {verb} job for {unit} did not finish within {timeout:g}s; it is still "
-                "queued in systemd",
-                unit=unit,
-                job=job,
-            ) from None
+            raise job_timeout_error(verb, unit, job, timeout) from None
         finally:
             self._waiters.pop(job, None)
 
@@ -113,18 +125,7 @@ class SystemdClient:
         except NotFound:
             state = UnitState.not_loaded(unit)
         entries = await asyncio.to_thread(journal.tail, unit, 10, since)
-        why = journal.cause(entries)
-        status = f", exit status {state.exec_main_status}" if state.exec_main_status else ""
-        last = f": {why}" if why else ""
-        return JobFailed(
-            f"{verb} of {unit} failed (job result {result!r}; unit is "
-            f"{state.active_state}/{state.sub_state}, result {state.result!r}{status}){last}",
-            unit=unit,
-            job=job,
-            job_result=result,
-            **state.to_json(),
-            journal=[e.message for e in entries],
-        )
+        return job_failed(unit, verb, job, result, state, entries)
 
     async def _run_job(
         self,
@@ -155,14 +156,7 @@ class SystemdClient:
         StandardOutputFileDescriptor); it is sent with the message and systemd hands the unit a
         copy of it.
         """
-        fds: list[int] = []
-        props = []
-        for p in properties:
-            value = p.value
-            if p.signature == "h":
-                fds.append(int(value))
-                value = len(fds) - 1
-            props.append([p.name, self.bus.variant(p.signature, value)])
+        props, fds = transient_properties(properties, self.bus.variant)
         return await self._run_job(
             name,
             "start",
@@ -233,6 +227,15 @@ class SystemdClient:
     async def get_unit(self, name: str) -> str:
         """The object path of a loaded unit; NotFound when systemd has not loaded it."""
         return str(await self._manager("GetUnit", "s", [name]))
+
+    async def active_state(self, name: str) -> str:
+        """The unit's ActiveState alone (one property: cheap for systemd); "inactive" if not loaded."""
+        try:
+            path = await self.get_unit(name)
+        except NotFound:
+            return "inactive"
+        reply = await self.bus.call(SYSTEMD, path, PROPERTIES, "Get", "ss", [UNIT, "ActiveState"])
+        return str(from_dbus(reply[0]))
 
     async def properties(self, path: str, interface: str) -> dict[str, Any]:
         reply = await self.bus.call(SYSTEMD, path, PROPERTIES, "GetAll", "s", [interface])

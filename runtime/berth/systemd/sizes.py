@@ -7,7 +7,6 @@ bus). Errors name the field so a user knows which line of the spec to fix.
 from __future__ import annotations
 
 import re
-from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from berth.errors import InvalidInput
@@ -35,6 +34,8 @@ def parse_size(value: Any, field: str) -> Limit:
             return INFINITY
         m = _SIZE.match(value)
         if m:
+            from decimal import Decimal  # here: most specs carry no sizes, and it costs ms
+
             number = Decimal(m.group(1)) * (1024 ** _UNITS[m.group(2).upper()])
             if number < UINT64_MAX:
                 return int(number)
@@ -63,6 +64,8 @@ def parse_percent(value: Any, field: str) -> str:
     if isinstance(value, str):
         m = _PERCENT.match(value)
         if m:
+            from decimal import Decimal, InvalidOperation
+
             try:
                 pct = Decimal(m.group(1))
             except InvalidOperation:  # pragma: no cover - the regex admits only decimals
@@ -79,4 +82,6 @@ def parse_percent(value: Any, field: str) -> str:
 
 def percent_to_usec_per_sec(percent: str) -> int:
     """ "20%" -> 200000: systemd's CPUQuotaPerSecUSec for that share of one CPU."""
+    from decimal import Decimal
+
     return int(Decimal(percent.rstrip("%")) * USEC_PER_SEC / 100)

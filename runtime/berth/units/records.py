@@ -10,7 +10,6 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from berth.errors import BerthError, PermissionDenied
@@ -57,6 +56,8 @@ class UnitRecords:
             raise BerthError(f"berth's record of {name} lacks unit, spec or spec_hash", unit=name) from None
 
     def put(self, spec: UnitSpec) -> None:
+        from datetime import UTC, datetime  # here: every container command imports this module
+
         record = {
             "version": RECORD_VERSION,
             "unit": spec.name,

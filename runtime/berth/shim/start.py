@@ -1,0 +1,120 @@
+"""`shim start` (the unit's ExecStart): create the container's process, hand it to systemd.
+
+Everything the container's set-up needs is imported here, at the top: after pivot_root the
+berth package is out of reach.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from berth import kernel as k
+from berth.shim import jsonlite, rootfs
+from berth.shim.exit_record import write_atomically
+from berth.shim.notify import sd_notify
+from berth.shim.process import exec_process
+
+TYPE_CHECKING = False  # not `from typing import`: importing typing costs the shim ms at every start
+if TYPE_CHECKING:
+    from typing import Any
+
+NAMESPACE_FLAGS = {
+    "mount": k.CLONE_NEWNS,
+    "uts": k.CLONE_NEWUTS,
+    "ipc": k.CLONE_NEWIPC,
+    "pid": k.CLONE_NEWPID,
+    "net": k.CLONE_NEWNET,
+    "cgroup": k.CLONE_NEWCGROUP,
+}
+
+
+def start(cfg: dict[str, Any]) -> int:
+    """Start the container's process and hand it to systemd as the unit's main process.
+
+    The process is forked by a short-lived intermediate that exits at once, so the container
+    is reparented to systemd (PID 1) before systemd is told its PID: systemd is then its parent,
+    reaps it and records its exit status like that of any service process.
+    """
+    namespaces: list[str] = list(cfg["namespaces"])
+    under_systemd = bool(os.environ.get("NOTIFY_SOCKET"))
+    if not under_systemd:  # a direct run: adopt the grandchild ourselves to wait for it
+        k.prctl(k.PR_SET_CHILD_SUBREAPER, 1)
+    error_r, error_w = os.pipe2(os.O_CLOEXEC)
+    pid_r, pid_w = os.pipe2(os.O_CLOEXEC)
+    middle = os.fork()
+    if middle == 0:
+        os.close(error_r)
+        os.close(pid_r)
+        _intermediate(cfg, namespaces, error_w, pid_w)
+    os.close(error_w)
+    os.close(pid_w)
+    os.waitpid(middle, 0)
+    with os.fdopen(pid_r, "rb") as pipe:
+        pid_text = pipe.read()
+    with os.fdopen(error_r, "rb") as pipe:
+        report = pipe.read()  # EOF when the container's exec succeeded (the fd is close-on-exec)
+    if report or not pid_text:  # it failed before exec: say why, where systemd's journal sees it
+        message = jsonlite.loads(report)["error"] if report else "the container process was not created"
+        write_atomically(str(cfg["error_file"]), message)
+        print(f"berth: container {cfg['name']} failed to start: {message}", file=sys.stderr, flush=True)
+        return 127
+    pid = int(pid_text)
+    if sd_notify(f"MAINPID={pid}\nREADY=1\n"):
+        return 0
+    _, status = os.waitpid(pid, 0)
+    if os.WIFSIGNALED(status):
+        import signal
+
+        signal.signal(os.WTERMSIG(status), signal.SIG_DFL)
+        os.kill(os.getpid(), os.WTERMSIG(status))
+    return os.waitstatus_to_exitcode(status)
+
+
+def _intermediate(cfg: dict[str, Any], namespaces: list[str], error_fd: int, pid_fd: int) -> None:
+    try:
+        if "pid" in namespaces:  # takes effect for the next child only: it becomes PID 1
+            k.unshare(k.CLONE_NEWPID)
+        pid = os.fork()
+        if pid == 0:
+            os.close(pid_fd)
+            _child(cfg, namespaces, error_fd)
+        os.write(pid_fd, str(pid).encode())
+        os._exit(0)
+    except BaseException as exc:
+        try:
+            os.write(error_fd, jsonlite.dumps({"error": f"{type(exc).__name__}: {exc}"}).encode())
+        finally:
+            os._exit(1)
+
+
+def _child(cfg: dict[str, Any], namespaces: list[str], error_fd: int) -> None:
+    try:
+        os.setsid()
+        # The other namespaces are the child's alone: the shim itself must keep the host's
+        # mount namespace (pivot_root would move its root too) to reach the notify socket.
+        flags = 0
+        for ns in namespaces:
+            if ns != "pid":
+                flags |= NAMESPACE_FLAGS[ns]
+        netns = cfg.get("netns_path")
+        if netns:  # a network namespace the runtime prepared (veth, addresses, routes): join it
+            flags &= ~k.CLONE_NEWNET
+            fd = os.open(netns, os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                k.setns(fd, k.CLONE_NEWNET)
+            finally:
+                os.close(fd)
+        k.unshare(flags)
+        if flags & k.CLONE_NEWNET:
+            k.loopback_up()
+        rootfs.build(cfg)
+        if cfg.get("hostname") and "uts" in cfg["namespaces"]:
+            k.sethostname(str(cfg["hostname"]))
+        exec_process(cfg["process"], error_fd)
+    except BaseException as exc:  # everything becomes one report to the parent
+        text = str(exc) if isinstance(exc, rootfs.SetupError) else f"{type(exc).__name__}: {exc}"
+        try:
+            os.write(error_fd, jsonlite.dumps({"error": text}).encode())
+        finally:
+            os._exit(127)
