@@ -26,6 +26,7 @@ from berth.systemd.wire import (
     CALL_TIMEOUT,
     DEFAULT_SYSTEM_BUS,
     NATIVE,
+    connect_failure,
     socket_path,
     system_bus_address,
 )
@@ -188,16 +189,8 @@ async def connect(backend: Backend | None = None, address: str | None = None) ->
         # File descriptors travel with StartTransientUnit (a foreground container's stdio).
         raw = backend.MessageBus(bus_address=address, negotiate_unix_fd=True)  # dbus-next connects here
         await raw.connect()  # dbus-fast connects here
-    except (FileNotFoundError, ConnectionRefusedError) as exc:
-        raise SystemdUnavailable(
-            f"no system bus at {where} ({exc.strerror or exc}); is dbus running? "
-            "berth needs a host booted with systemd",
-            address=address,
-        ) from None
-    except PermissionError as exc:
-        raise PermissionDenied(
-            f"cannot connect to the system bus at {where}: {exc.strerror}", address=address
-        ) from None
+    except (FileNotFoundError, ConnectionRefusedError, PermissionError) as exc:
+        raise connect_failure(exc, address, where) from None
     except backend.AuthError as exc:
         raise PermissionDenied(
             f"the system bus at {where} refused authentication: {exc}", address=address

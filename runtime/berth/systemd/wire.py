@@ -330,6 +330,19 @@ def system_bus_address() -> str:
     return os.environ.get("DBUS_SYSTEM_BUS_ADDRESS") or DEFAULT_SYSTEM_BUS
 
 
+def connect_failure(exc: OSError, address: str, where: str) -> BerthError:
+    """A refused, missing or forbidden bus socket, as every client reports it (this one, the adapter)."""
+    if isinstance(exc, PermissionError):
+        return PermissionDenied(
+            f"cannot connect to the system bus at {where}: {exc.strerror}", address=address
+        )
+    return SystemdUnavailable(
+        f"no system bus at {where} ({exc.strerror or exc}); is dbus running? "
+        "berth needs a host booted with systemd",
+        address=address,
+    )
+
+
 def socket_path(address: str) -> str:
     """The socket path of a `unix:path=...` address, for messages; the address otherwise."""
     for part in address.split(";")[0].partition(":")[2].split(","):
@@ -391,16 +404,8 @@ class Connection:
             sock.settimeout(timeout)
             try:
                 sock.connect(target)
-            except (FileNotFoundError, ConnectionRefusedError) as exc:
-                raise SystemdUnavailable(
-                    f"no system bus at {where} ({exc.strerror or exc}); is dbus running? "
-                    "berth needs a host booted with systemd",
-                    address=address,
-                ) from None
-            except PermissionError as exc:
-                raise PermissionDenied(
-                    f"cannot connect to the system bus at {where}: {exc.strerror}", address=address
-                ) from None
+            except (FileNotFoundError, ConnectionRefusedError, PermissionError) as exc:
+                raise connect_failure(exc, address, where) from None
             conn = cls._authenticate(sock, address, where, time.monotonic() + timeout)
         except TimeoutError:
             sock.close()
