@@ -53,3 +53,16 @@ def berth_json(*args: str) -> dict[str, Any]:
         print(f"berth {' '.join(args)} failed: {out.get('error')}", file=sys.stderr)
         raise SystemExit(1)
     return out
+
+
+def pyplot() -> Any | None:
+    """matplotlib's pyplot on the Agg backend (files only), or None when it is not installed."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("bench: matplotlib is not installed: no charts", file=sys.stderr)
+        return None
+    return plt

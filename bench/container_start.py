@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from common import BERTH, REPO, VENV, berth_json, summary
+from common import BERTH, REPO, VENV, berth_json, pyplot, summary
 
 LAB = "bench"
 ROOTFS = "/var/lib/berth/bench-rootfs"
@@ -598,13 +598,8 @@ def markdown(r: dict[str, Any]) -> str:
 
 def charts(r: dict[str, Any], out_dir: Path) -> list[Path]:
     """PNG charts of the comparisons (matplotlib, if installed in the venv)."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        print("bench: matplotlib is not installed: no charts", file=sys.stderr)
+    plt = pyplot()
+    if plt is None:
         return []
     out_dir.mkdir(parents=True, exist_ok=True)
     e2e, det, mem = r["end_to_end_seconds"], r["detached_seconds"], r["memory_mib"]

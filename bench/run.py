@@ -19,6 +19,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from charts import chart_for
 from common import REPO, machine
 
 # (results key, module, title, introduction). A module that is not there yet is skipped.
@@ -45,6 +46,39 @@ SECTIONS: list[tuple[str, str, str, str]] = [
         "One VM at a time on the shared 2-core machine; boot figures move with its load, recorded alongside.",
     ),
     ("network", "network", "Networking", ""),
+    (
+        "modules",
+        "modules",
+        "No-op module tasks vs `ansible.builtin.ping`, the Ansible floor",
+        "Issue 6's benchmark: `berth.fleet.container` and `berth.fleet.deployment` already in their "
+        "desired state, against `ping` on the same hosts in the same run.",
+    ),
+    (
+        "fleet",
+        "fleet",
+        "Fleet deploy vs the Ansible floor",
+        "Issue 7's benchmark: `playbooks/deploy.yml` of a new revision on 1, 3 and 6 lab hosts against a "
+        "play that only runs `ping` in the same batches.",
+    ),
+    (
+        "rollback",
+        "deploy",
+        "Rollback on a host: `berth rollback` vs podman's stop + run",
+        "Issue 7's benchmark: from the command to the previous revision serving, seen by a client on "
+        "another lab host.",
+    ),
+    (
+        "memory",
+        "memory",
+        "Memory: peak RSS per operation and what a running container costs the host",
+        "Berth has no daemon and keeps no process per container; podman keeps a conmon per container.",
+    ),
+    (
+        "scaling",
+        "scaling",
+        "Scaling on one host: 1, 10, 50, 200 containers",
+        "How start time, listing, a no-op reconcile and memory grow with the containers on one host.",
+    ),
 ]
 RESULTS = REPO / "bench" / "results" / "results.json"
 IMG_DIR = REPO / "docs" / "img"
@@ -69,8 +103,9 @@ def main(argv: list[str]) -> int:
         results = _load()
         for key, mod_name, _, _ in SECTIONS:
             module = _module(mod_name)
-            if key in results and module is not None and hasattr(module, "charts"):
-                module.charts(results[key], IMG_DIR)
+            draw = getattr(module, "charts", None) or chart_for(key)
+            if key in results and module is not None and draw is not None:
+                draw(results[key], IMG_DIR)
         (REPO / "docs" / "benchmarks.md").write_text(render(results))
         return 0
     wanted = set(argv) or {key for key, *_ in SECTIONS}
@@ -83,7 +118,8 @@ def main(argv: list[str]) -> int:
     measured = results.setdefault("measured_at", {})
     if not isinstance(measured, dict):  # results of the first layout: one time for all
         measured = results["measured_at"] = {}
-    failed = []
+    failed: list[str] = []
+    ran: list[str] = []
     for key, mod_name, _, _ in SECTIONS:
         if key not in wanted:
             continue
@@ -99,13 +135,23 @@ def main(argv: list[str]) -> int:
             failed.append(key)
             continue
         measured[key] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+        ran.append(key)
         print(f"bench: {key} done in {time.monotonic() - start:.0f} s", file=sys.stderr, flush=True)
-        charts = getattr(module, "charts", None)
+        charts = getattr(module, "charts", None) or chart_for(key)  # bench/charts.py: the others
         if charts is not None:
             try:
                 charts(results[key], IMG_DIR)
             except Exception:
                 traceback.print_exc()
+    # A run of other sections beside this one may have written results.json meanwhile: merge
+    # into what is there now, so that neither run loses the other's figures.
+    fresh = _load()
+    fresh_measured = fresh.get("measured_at")
+    fresh["measured_at"] = fresh_measured = fresh_measured if isinstance(fresh_measured, dict) else {}
+    for key in ran:
+        fresh[key], fresh_measured[key] = results[key], measured[key]
+    fresh["machine"] = results["machine"]
+    results = fresh
     RESULTS.parent.mkdir(exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
     doc = render(results)
