@@ -48,6 +48,7 @@ test: deps lint sanity
 	$(PY) -m pytest tests $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
 test-vm: deps
+	@scripts/install-deps.sh vm
 	$(PY) -m pytest tests -m vm
 
 test-slow: deps
@@ -57,6 +58,7 @@ demo: deps
 	VENV=$(VENV) scripts/demo.sh
 
 bench: deps
+	@scripts/install-deps.sh vm
 	$(PY) bench/run.py
 
 clean:

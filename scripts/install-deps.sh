@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Everything the test suite and the demo need on a fresh Debian 12 machine, as root.
 # Idempotent: packages already installed are skipped without touching apt at all.
+# `install-deps.sh vm` also installs what the cgroup v2 VM lab needs (`berth lab up --vm`,
+# `make test-vm`): qemu under software emulation and mmdebstrap to build the guest's image.
 set -euo pipefail
 
 PACKAGES=(
@@ -10,6 +12,9 @@ PACKAGES=(
     busybox-static docker-registry skopeo
     shellcheck
 )
+if [ "${1:-}" = vm ]; then
+    PACKAGES+=(qemu-system-x86 qemu-utils mmdebstrap e2fsprogs)
+fi
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do

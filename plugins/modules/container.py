@@ -204,6 +204,30 @@ options:
       - V(default) loads the runtime's default seccomp filter; V(unconfined) loads none.
     type: str
     choices: [default, unconfined]
+  userns:
+    description:
+      - The user namespace. V(host) (the runtime's default) runs the container's root as the
+        host's root. V(auto) maps the container's ids 0-65535 to a range of host ids of its
+        own, the first free one of the pool (the C(containers) user's entries in C(/etc/subuid)
+        and C(/etc/subgid), else 1879048192-2147352575), kept until the container is removed.
+      - A mapping of C(uid), C(gid) and C(size) gives an explicit range
+        (container ids 0 to size-1 are host ids uid to uid+size-1); it may not overlap another
+        container's.
+    type: raw
+  sdnotify:
+    description:
+      - Who tells systemd that the container has started. With V(runtime) (the runtime's
+        default) the start is done once the container's process runs. With V(container) the
+        application itself sends C(READY=1) over the C(NOTIFY_SOCKET) it finds in its environment
+        (as with podman's C(--sdnotify=container)); the task returns only once it did, and fails
+        with the reason when the container exits first or O(start_timeout) passes.
+    type: str
+    choices: [runtime, container]
+  start_timeout:
+    description:
+      - Seconds the start may take (with O(sdnotify=container), until C(READY=1) arrives).
+        V(0) or unset leaves systemd's default.
+    type: int
   labels:
     description:
       - Labels of the container, as a mapping of names to string values.
@@ -519,6 +543,9 @@ ARGUMENT_SPEC = {
     "privileged": {"type": "bool"},
     "no_new_privileges": {"type": "bool"},
     "seccomp": {"type": "str", "choices": ["default", "unconfined"]},
+    "userns": {"type": "raw"},
+    "sdnotify": {"type": "str", "choices": ["runtime", "container"]},
+    "start_timeout": {"type": "int"},
     "labels": {"type": "dict"},
     "slice": {"type": "str"},
     "network": {"type": "str"},
@@ -576,6 +603,9 @@ def container_spec(params):
         spec["mounts"] = mount_entries(spec["mounts"])
     if "ports" in spec:
         spec["ports"] = port_entries(spec["ports"])
+    if isinstance(spec.get("userns"), dict):  # templated numbers arrive as strings
+        ids = spec["userns"]
+        spec["userns"] = {k: int(v) if isinstance(v, str) and v.isdigit() else v for k, v in ids.items()}
     return spec
 
 

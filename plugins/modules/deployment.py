@@ -54,8 +54,14 @@ options:
     description:
       - The roles of the app, each a container spec without a name plus C(role), service C(ports)
         (moved between revisions by the traffic switch) and C(health) (one of C(exec), C(tcp),
-        C(http) or C(image), with C(start_period), C(interval), C(timeout), C(retries),
+        C(http), C(image) or C(notify), with C(start_period), C(interval), C(timeout), C(retries),
         C(min_healthy) and C(deadline)). See the collection's docs/deployments.md.
+      - C(health.notify=true) (or the container field C(sdnotify=container)) waits for the app's own
+        sd_notify C(READY=1) on C($NOTIFY_SOCKET); without it within C(deadline) the gate fails.
+      - C(liveness) keeps a probe running after the deploy (C(exec), C(tcp), C(http) or C(image);
+        the role's health probe when none is given), with C(interval), C(timeout), C(start_period),
+        C(failures) (in a row) and C(action) (C(restart) or C(none)), in the unit
+        C(berth-monitor@NAME.service); its results are in C(monitor) of RV(status).
       - Required when O(state=deployed).
     type: list
     elements: dict
@@ -100,6 +106,20 @@ EXAMPLES = r"""
           interval: 200ms
           retries: 3
           min_healthy: 1s
+        liveness:
+          interval: 5s
+          failures: 3
+          action: restart
+
+- name: Deploy an app that says itself when it is ready (sd_notify READY=1)
+  berth.fleet.deployment:
+    name: queue
+    containers:
+      - role: worker
+        image: registry.example/queue:7
+        health:
+          notify: true
+          deadline: 30s
 
 - name: Back to revision 4
   berth.fleet.deployment:
@@ -140,7 +160,11 @@ timings:
   returned: success
   type: dict
 status:
-  description: The runtime's full status of the deployment (C(berth status NAME --json)).
+  description:
+    - The runtime's full status of the deployment (C(berth status NAME --json)).
+    - C(monitor) is the liveness monitor (null without liveness checks) with C(unit), C(running),
+      C(revision), per role C(roles) (C(failures) in a row, C(failed_total), C(restarts), C(last))
+      and C(events) (what it did).
   returned: success
   type: dict
 actions:

@@ -11,8 +11,9 @@ short_description: Ensure an image in a host's Berth image store
 version_added: 0.1.0
 description:
   - Ensures that an image is present in the host's content-addressed image store under O(name) -
-    pulled from a registry, built from a Containerfile, or imported from an archive on the host -
-    or that O(name) is absent. Optionally gives it more names (O(tags)) and pushes it.
+    pulled from a registry, built from a Containerfile, or imported from an archive on the host or
+    on the controller - or that O(name) is absent. Optionally gives it more names (O(tags)) and
+    pushes it.
   - The module is a thin client of the host's Berth runtime (C(berth image apply)), which decides
     by content digests, never by timestamps or fuzzy output.
   - V(pull) and V(build) do nothing when O(name) is already in the store, unless O(force). A forced
@@ -22,6 +23,10 @@ description:
   - V(import) commits only what the archive holds and the store lacks. A root file system tarball is
     imported with a fixed creation date (O(archive.source_date_epoch)), so the same tarball always
     gives the same image.
+  - With O(archive.location=controller) the archive is on the controller, for fleets without
+    registry access. The action plugin reads which image it holds from its index (an OCI layout's
+    manifest digest, a C(docker save) archive's image ID) without unpacking it, and copies it to a
+    host only when that host's store lacks that image; the copy is removed after the import.
   - O(tags) and O(push) change only what differs; a push is skipped when the registry already
     serves this very manifest under the destination name.
 author:
@@ -37,6 +42,8 @@ attributes:
     details:
       - In check mode nothing is fetched, built, written, tagged, pushed or removed. A pull resolves
         the manifest on the registry (a read) to say what it would fetch; an import reads the archive.
+      - With O(archive.location=controller), check mode copies nothing; an import the host needs is
+        reported as one V(import) action.
       - A build cannot be predicted without running its C(RUN) steps, so in check mode a build
         that would run (O(name) missing, or O(force)) is reported as a change, with a warning when
         O(force) is set.
@@ -139,6 +146,13 @@ options:
         description:
           - The Containerfile; C(Containerfile) or C(Dockerfile) in O(build.context) when not set.
         type: path
+      target:
+        description:
+          - The stage of a multi-stage Containerfile to build and stop at, by its C(AS) name or its
+            index (V(0) is the first C(FROM)); the last stage when not set.
+          - Only the stages the target needs are built. As with the other build options, a change of
+            target rebuilds only with O(force) (when O(name) is already in the store).
+        type: str
       args:
         description:
           - Build arguments (C(ARG)), as a mapping of names to string values.
@@ -159,15 +173,34 @@ options:
         type: int
   archive:
     description:
-      - Import the image from an archive on the host - an OCI layout (directory or tar), a
-        C(docker save) archive, or a root file system tarball.
+      - Import the image from an archive - an OCI layout (directory or tar), a C(docker save)
+        archive, or a root file system tarball - on the host or on the controller
+        (O(archive.location)).
     type: dict
     suboptions:
       path:
         description:
-          - The archive on the host.
+          - The archive on the host, or with O(archive.location=controller) on the controller (a
+            relative path is searched for as M(ansible.builtin.copy) searches its C(src), in a
+            role's C(files) first).
+          - Required unless O(archive.digest) is set.
         type: path
-        required: true
+      location:
+        description:
+          - Where O(archive.path) is. V(controller) takes a tar of an OCI layout holding one
+            single-platform image, or a C(docker save) archive of one image (their image is known
+            before the import; a root file system tarball's is not).
+          - The result's RV(transferred) says whether the archive was copied.
+        type: str
+        choices: [host, controller]
+        default: host
+      digest:
+        description:
+          - The image the archive holds, by its manifest digest or its ID (C(sha256:...)). When the
+            store has that image, O(name) is pointed at it and the archive is not read (it need not
+            exist); when it is imported, the archive must hold that image, or nothing is imported.
+          - Set by the action plugin with O(archive.location=controller); leave it unset there.
+        type: str
       format:
         description:
           - The archive's format; V(auto) tells it from its content.
@@ -186,8 +219,9 @@ options:
         type: int
         default: 0
 notes:
-  - An archive that is on the controller must first be copied to the host, for example with
-    M(ansible.builtin.copy).
+  - The action plugin that copies an archive from the controller runs the module up to twice - once
+    in check mode to ask whether the host has the archive's image (a no-op run ends there), then,
+    when something changes, for real, after the copy if one is needed.
 seealso:
   - module: berth.fleet.image_info
   - module: berth.fleet.container
@@ -218,6 +252,20 @@ EXAMPLES = r"""
       path: /var/tmp/base.tar
       changes:
         - CMD ["/bin/sh"]
+
+- name: Import a docker save archive kept on the controller, copied only to hosts without its image
+  berth.fleet.image:
+    name: app:2
+    archive:
+      path: images/app-2.tar
+      location: controller
+
+- name: Build the test stage of a multi-stage Containerfile
+  berth.fleet.image:
+    name: web:1-test
+    build:
+      context: /srv/build/web
+      target: test
 
 - name: Push it to a registry
   berth.fleet.image:
@@ -278,6 +326,18 @@ actions:
       description: Further facts about the change.
       type: dict
       returned: when the runtime gives any
+transferred:
+  description:
+    - Whether the archive was copied from the controller (V(false) when the host had its image, and
+      in check mode).
+  returned: with O(archive.location=controller)
+  type: bool
+archive_image:
+  description:
+    - The image the controller's archive holds, as read from its index (manifest digest of an OCI
+      layout, image ID of a C(docker save) archive).
+  returned: with O(archive.location=controller)
+  type: str
 error:
   description: Why the module failed, typed for C(failed_when); see M(berth.fleet.container).
   returned: failure
@@ -318,6 +378,7 @@ ARGUMENT_SPEC = {
         "options": {
             "context": {"type": "path", "required": True},
             "file": {"type": "path"},
+            "target": {"type": "str"},
             "args": {"type": "dict"},
             "no_cache": {"type": "bool", "default": False},
             "reproducible": {"type": "bool", "default": False},
@@ -327,7 +388,9 @@ ARGUMENT_SPEC = {
     "archive": {
         "type": "dict",
         "options": {
-            "path": {"type": "path", "required": True},
+            "path": {"type": "path"},
+            "location": {"type": "str", "default": "host", "choices": ["host", "controller"]},
+            "digest": {"type": "str"},
             "format": {
                 "type": "str",
                 "default": "auto",
@@ -336,6 +399,7 @@ ARGUMENT_SPEC = {
             "changes": {"type": "list", "elements": "str"},
             "source_date_epoch": {"type": "int", "default": 0},
         },
+        "required_one_of": [("path", "digest")],
     },
 }
 # Options that obtain or publish an image: meaningless, so refused, with state=absent.
@@ -382,6 +446,14 @@ def image_request(params):
         doc["build"] = build
     archive = set_options(params, ARGUMENT_SPEC, ["archive"]).get("archive")
     if archive is not None:
+        if archive.pop("location", "host") == "controller":
+            # The action plugin copies the archive and sends its host path; a module run without
+            # it (such as a bare `ansible -m`) cannot reach the controller's file system.
+            raise InvalidOption(
+                "archive.location=controller needs the berth.fleet.image action plugin, which copies "
+                "the archive to the host; it did not run",
+                details={"option": "archive.location"},
+            )
         doc["import"] = archive
     if params["push"]:
         doc["push"] = {"destination": params["push_destination"]} if params.get("push_destination") else {}

@@ -11,16 +11,18 @@ short_description: Ensure a Berth container network on a host
 version_added: 0.1.0
 description:
   - Ensures that a container network is present with the given settings, or absent. A Berth
-    network is a Linux bridge on the host with an IPv4 subnet; the bridge holds the subnet's
-    gateway address, and the runtime leases the other addresses to the containers that join the
-    network (M(berth.fleet.container)'s O(berth.fleet.container#module:network) and
-    O(berth.fleet.container#module:networks)), which reach each other by name.
+    network is a Linux bridge on the host with an IPv4 subnet, an IPv6 subnet, or both (dual
+    stack); the bridge holds each subnet's gateway address, and the runtime leases the other
+    addresses to the containers that join the network (M(berth.fleet.container)'s
+    O(berth.fleet.container#module:network) and O(berth.fleet.container#module:networks)), which
+    reach each other by name.
   - The module is a thin client of the host's Berth runtime. It sends the network to
     C(berth network apply), which compares it with the network it recorded and plans the change
     before making it; every refusal (a subnet that overlaps another network or a route of the host,
     a bridge name that is taken, a network in use) happens in the plan, so nothing changes then.
   - A change of O(masquerade) alone is made live. Any other change (O(subnet), O(gateway),
-    O(bridge)) re-creates the network, which the runtime refuses while containers use it.
+    O(subnet6), O(gateway6), O(bridge)) re-creates the network, which the runtime refuses while
+    containers use it.
   - The runtime records networks and creates their bridges again at boot (C(berth-restore.service),
     installed by the role C(berth.fleet.host)).
 author:
@@ -39,7 +41,8 @@ attributes:
       - The plan refuses in check mode what it would refuse otherwise, so a check run fails when the
         real one would.
   diff_mode:
-    details: The diff shows the network's state, subnet, gateway, bridge and masquerade before and after.
+    details: >-
+      The diff shows the network's state, subnets, gateways, bridge and masquerade before and after.
 options:
   name:
     description:
@@ -63,13 +66,33 @@ options:
         from 8 to 30 and no host bits set. It must not overlap another network of the host or a
         route of the host (such as the networks of its interfaces).
       - When not set, a network that exists keeps its subnet, and a new one gets the first free
-        C(/24) of V(10.89.0.0/16).
+        C(/24) of V(10.89.0.0/16), unless O(subnet6) is set (a new network with only O(subnet6) is
+        IPv6-only).
     type: str
   gateway:
     description:
       - The address of the bridge on the subnet, which containers route through; a host address of
         O(subnet).
       - The subnet's first host address when not set (such as V(10.89.40.1)).
+    type: str
+  subnet6:
+    description:
+      - The network's IPv6 subnet, such as V(fd00:40::/64), with a prefix length from 48 to 120 and
+        no host bits set; link-local, multicast, loopback and IPv4-mapped ranges are refused. A
+        unique local prefix (V(fd00::/8)) is masqueraded to the host's addresses like IPv4; a
+        routed global prefix works too when O(masquerade=false) and the routers know it.
+      - Containers on the network get an IPv6 address and default route besides (or, without
+        O(subnet), instead of) their IPv4 ones, their names resolve to both, and published ports
+        answer on the host's IPv6 addresses too (not on V(::1), because the kernel does not forward
+        IPv6 loopback traffic).
+      - When not set, a network that exists keeps its IPv6 subnet (or stays without one).
+      - Turns IPv6 forwarding on in the host; a host that configures its own IPv6 address from
+        router advertisements then needs C(accept_ra=2) on its uplink.
+    type: str
+  gateway6:
+    description:
+      - The address of the bridge on O(subnet6); the subnet's first address (such as
+        V(fd00:40::1)) when not set.
     type: str
   bridge:
     description:
@@ -84,8 +107,6 @@ options:
       - When V(false), containers reach only the host and each other; published ports still answer.
     type: bool
     default: true
-notes:
-  - Only IPv4 networks are supported.
 seealso:
   - module: berth.fleet.network_info
   - module: berth.fleet.container
@@ -104,6 +125,12 @@ EXAMPLES = r"""
     network: shop
     ports:
       - "8080:80"
+
+- name: A dual-stack network (unique local IPv6 addresses)
+  berth.fleet.network:
+    name: dual
+    subnet: 10.89.41.0/24
+    subnet6: fd00:41::/64
 
 - name: A network whose containers cannot reach other hosts
   berth.fleet.network:
@@ -136,6 +163,16 @@ network:
       description: The bridge's address on the subnet.
       type: str
       sample: 10.89.40.1
+    subnet6:
+      description: The IPv6 subnet.
+      type: str
+      returned: when the network has one
+      sample: fd00:41::/64
+    gateway6:
+      description: The bridge's address on the IPv6 subnet.
+      type: str
+      returned: when the network has one
+      sample: fd00:41::1
     bridge:
       description: The bridge interface on the host.
       type: str
@@ -189,6 +226,8 @@ ARGUMENT_SPEC = {
     "state": {"type": "str", "default": "present", "choices": ["present", "absent"]},
     "subnet": {"type": "str"},
     "gateway": {"type": "str"},
+    "subnet6": {"type": "str"},
+    "gateway6": {"type": "str"},
     "bridge": {"type": "str"},
     "masquerade": {"type": "bool", "default": True},
 }
@@ -198,7 +237,8 @@ def network_request(params):
     """The document `berth network apply` reads on stdin; a network to remove needs its name only."""
     if params["state"] == "absent":
         return {"name": params["name"], "state": "absent"}
-    return set_options(params, ARGUMENT_SPEC, ["name", "state", "subnet", "gateway", "bridge", "masquerade"])
+    keys = ["name", "state", "subnet", "gateway", "subnet6", "gateway6", "bridge", "masquerade"]
+    return set_options(params, ARGUMENT_SPEC, keys)
 
 
 def apply_network(module):

@@ -64,13 +64,23 @@ networks:
       type: str
       sample: shop
     subnet:
-      description: The IPv4 subnet.
+      description: The IPv4 subnet; V(null) for an IPv6-only network.
       type: str
       sample: 10.89.40.0/24
     gateway:
       description: The bridge's address on the subnet.
       type: str
       sample: 10.89.40.1
+    subnet6:
+      description: The IPv6 subnet.
+      type: str
+      returned: when the network has one
+      sample: fd00:41::/64
+    gateway6:
+      description: The bridge's address on the IPv6 subnet.
+      type: str
+      returned: when the network has one
+      sample: fd00:41::1
     bridge:
       description: The bridge interface on the host.
       type: str
@@ -88,7 +98,8 @@ networks:
     attached:
       description:
         - The running containers attached to the network, each with its C(container) name, its
-          C(address) (CIDR), its interface names and the network's C(gateway) and C(bridge).
+          C(address) (IPv4 CIDR) and C(address6) (IPv6 CIDR; on dual-stack and IPv6-only networks),
+          its interface names and the network's C(gateway), C(gateway6) and C(bridge).
       returned: when O(name) is set
       type: list
       elements: dict

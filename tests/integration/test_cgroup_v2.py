@@ -177,6 +177,22 @@ def test_tasks_max(box: V2Box) -> None:
     assert box.inspect("forks")["status"] == "running"
 
 
+def test_userns_auto_on_a_kernel_that_takes_no_layer_fds(box: V2Box) -> None:
+    """Debian 12's kernel (6.1) stacks idmapped layers by path only: the shim's staged way."""
+    release = box.sh("uname", "-r").split("-")[0]
+    assert tuple(int(x) for x in release.split(".")[:2]) < (6, 13), f"{release}: takes layer fds"
+    box.detach("v2-userns", "sleep", "300", opts=("--userns", "auto"))
+    info = box.inspect("v2-userns")
+    ids = info["userns"]
+    status = box.read(f"/proc/{info['pid']}/status")
+    host_uid = next(line.split()[1] for line in status.splitlines() if line.startswith("Uid:"))
+    assert int(host_uid) == ids["uid"] != 0
+    inside = box.sh("berth", "exec", "v2-userns", "sh", "-c", "id -u; stat -c %u /bin/busybox; touch /w")
+    assert inside.split() == ["0", "0"]
+    upper = "/var/lib/berth/containers/v2-userns/upper/w"
+    assert box.sh("stat", "-c", "%u", upper).strip() == str(ids["uid"])
+
+
 def test_a_slice_tree_with_weights_and_a_cpuset(box: V2Box) -> None:
     top = box.slice({"name": "vt", "resources": {"cpu_weight": 400, "cpus": "1", "mems": "0"}})
     assert not top["warnings"], top["warnings"]  # AllowedCPUs/AllowedMemoryNodes hold on v2

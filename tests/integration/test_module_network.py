@@ -219,16 +219,17 @@ def test_changes_of_an_unused_network_and_bad_input(play: Host, lab: Lab) -> Non
 
     before = play.snapshot()
     lab_route = lab.addresses[play.host].rsplit(".", 1)[0] + ".0/24"
-    bad, overlap, routed, gateway, badname = play.batch(
+    bad, overlap, routed, gateway, badname, family = play.batch(
         [
             ({"name": f"{PREFIX}b", "subnet": "10.89.72.1/24"}, "network", False),
             ({"name": f"{PREFIX}b", "subnet": "10.89.71.128/25"}, "network", False),
             ({"name": f"{PREFIX}b", "subnet": lab_route}, "network", True),
             ({"name": f"{PREFIX}b", "subnet": "10.89.72.0/24", "gateway": "10.89.73.1"}, "network", False),
             ({"name": "host"}, "network", False),
+            ({"name": f"{PREFIX}b", "subnet6": "10.89.72.0/24"}, "network", False),
         ]
     )
-    for refused in (bad, overlap, routed, gateway, badname):
+    for refused in (bad, overlap, routed, gateway, badname, family):
         assert refused.get("failed") is True and refused["changed"] is False, refused
         assert refused["actions"] == [], refused
     assert bad["error"]["kind"] == "invalid-input"
@@ -238,14 +239,18 @@ def test_changes_of_an_unused_network_and_bad_input(play: Host, lab: Lab) -> Non
     assert routed["error"]["kind"] == "conflict" and "collides with a route" in routed["msg"], routed
     assert gateway["error"]["kind"] == "invalid-input" and "not a host address" in gateway["msg"], gateway
     assert badname["error"]["kind"] == "invalid-input" and "network mode" in badname["msg"], badname
+    assert "subnet6 takes an IPv6 value" in family["msg"], family
     assert play.snapshot() == before
 
     # Masquerade alone changes live; a new subnet re-creates the network (no container uses it).
-    live, resubnet, same = play.batch(
+    dual = dict(first, masquerade=False, subnet="10.89.72.0/24", subnet6="fd00:72::/64")
+    live, resubnet, same, dual_stack, dual_same = play.batch(
         [
             (dict(first, masquerade=False), "network", False),
             (dict(first, masquerade=False, subnet="10.89.72.0/24"), "network", False),
             (dict(first, masquerade=False, subnet="10.89.72.0/24"), "network", False),
+            (dual, "network", False),  # IPv6 added: the bridge is re-created with both gateways
+            (dual, "network", False),
         ]
     )
     assert kinds(live) == ["update-network"] and live["diff"]["after"]["masquerade"] is False, live
@@ -254,4 +259,10 @@ def test_changes_of_an_unused_network_and_bad_input(play: Host, lab: Lab) -> Non
     assert resubnet["diff"]["before"]["subnet"] == OTHER
     assert resubnet["diff"]["after"]["subnet"] == "10.89.72.0/24"
     assert same["changed"] is False, same
-    assert play.networks()[f"{PREFIX}a"]["subnet"] == "10.89.72.0/24"
+    assert kinds(dual_stack) == ["remove-network", "create-network"], dual_stack
+    assert "subnet6" not in dual_stack["diff"]["before"]
+    assert dual_stack["diff"]["after"]["subnet6"] == "fd00:72::/64"
+    assert dual_same["changed"] is False, dual_same
+    row = play.networks()[f"{PREFIX}a"]
+    assert (row["subnet"], row["subnet6"], row["gateway6"]) == ("10.89.72.0/24", "fd00:72::/64", "fd00:72::1")
+    assert "inet6 fd00:72::1/64" in play.sh(f"ip -6 addr show dev {row['bridge']}")

@@ -6,77 +6,18 @@ All traffic stays inside the lab: container <-> lab host, lab host <-> lab host,
 
 from __future__ import annotations
 
+import json
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
-from labkit import VENV, Lab
+from labkit import VENV, Lab, berth
+from netkit import Net
 from rootfs import ROOTFS, build_rootfs
 
 pytestmark = pytest.mark.lab
 PY = str(VENV / "bin" / "python")
-
-
-# Debian's busybox 1.35 wget crashes with -T: timeouts come from `timeout` instead.
-
-
-class Net:
-    """berth on one lab host, removing every container and network a test made."""
-
-    def __init__(self, lab: Lab, host: str) -> None:
-        self.lab, self.host = lab, host
-        self.containers: list[str] = []
-        self.networks: list[str] = []
-
-    def sh(self, script: str, check: bool = True) -> str:
-        return self.lab.run(self.host, ["sh", "-c", script], check=check).stdout
-
-    def berth(self, *args: str, check: bool = True) -> dict:  # type: ignore[type-arg]
-        return self.lab.berth(self.host, *args, check=check)
-
-    def web(self, name: str, text: str, *opts: str) -> dict:  # type: ignore[type-arg]
-        """An httpd container serving `text` on port 80."""
-        self.containers.append(name)
-        self.sh(f"mkdir -p /srv/{name} && echo {text} > /srv/{name}/index.html")
-        out = self.berth(
-            "run", "-d", "--name", name, "--rootfs", ROOTFS, "-v", f"/srv/{name}:/www:ro",
-            *opts, "httpd", "-f", "-p", "80", "-h", "/www",
-        )  # fmt: skip
-        # httpd listens a moment after its process starts: ask it inside its own netns
-        probe = f"nsenter --net=/run/berth/netns/{name} timeout 1 wget -qO- http://127.0.0.1/"
-        deadline = time.monotonic() + 10
-        while self.sh(probe, check=False).strip() != text and time.monotonic() < deadline:
-            time.sleep(0.05)
-        return out
-
-    def run(self, name: str, *opts_and_cmd: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        self.containers.append(name)
-        argv = ["berth", "run", "--rm", "--name", name, "--rootfs", ROOTFS, *opts_and_cmd]
-        return self.lab.run(self.host, argv, check=check)
-
-    def get(self, url: str, host: str | None = None) -> str:
-        return self.lab.run(host or self.host, ["timeout", "3", "wget", "-qO-", url]).stdout.strip()
-
-    def snapshot(self) -> dict[str, str]:
-        """Everything networking could have changed on the host."""
-        return {
-            "links": self.sh("ip -o link show | awk -F': ' '{print $2}' | sort"),
-            "addresses": self.sh("ip -4 -o addr show | awk '{print $2, $4}' | sort"),
-            "nft": self.sh("nft list ruleset"),
-            "state": self.sh(
-                "cd /var/lib/berth && find network -type f ! -name .lock | sort | xargs -r md5sum",
-                check=False,
-            ),
-            "netns": self.sh("ls /run/berth/netns 2>/dev/null", check=False),
-            "containers": self.sh("ls /var/lib/berth/containers 2>/dev/null", check=False),
-        }
-
-    def cleanup(self) -> None:
-        for name in self.containers:
-            self.lab.run(self.host, ["berth", "rm", "-f", name], check=False)
-        for name in self.networks:
-            self.lab.run(self.host, ["berth", "network", "rm", name], check=False)
 
 
 @pytest.fixture(scope="module")
@@ -196,7 +137,9 @@ def test_the_traffic_switch_moves_a_port_while_a_client_loops_and_no_request_fai
     assert ports == {"*:8090/tcp": "green", "*:8091/tcp": "echo-green"}
 
 
-def test_a_crashed_container_releases_its_ports_and_restart_always_gets_them_back(net: Net) -> None:
+def test_a_crashed_container_releases_its_ports_and_a_restarted_one_keeps_address_and_ports(
+    net: Net,
+) -> None:
     net.containers.append("crash")
     net.berth(
         "run", "-d", "--name", "crash", "--rootfs", ROOTFS, "--network", "bridge", "-p", "8093:80",
@@ -209,14 +152,115 @@ def test_a_crashed_container_releases_its_ports_and_restart_always_gets_them_bac
     assert "crash" not in net.sh("ls /run/berth/netns", check=False)
     net.web("phoenix", "phoenix", "--network", "bridge", "-p", "8094:80", "--restart", "always")
     assert net.get("http://127.0.0.1:8094/") == "phoenix"
-    net.berth("kill", "phoenix")
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        got = net.lab.run(net.host, ["timeout", "1", "wget", "-qO-", "http://127.0.0.1:8094/"], check=False)
-        if got.stdout.strip() == "phoenix":
-            break
-        time.sleep(0.2)
-    assert net.get("http://127.0.0.1:8094/") == "phoenix"
+    address = net.sh("nsenter --net=/run/berth/netns/phoenix ip -o -4 addr show eth0 | awk '{print $4}'")
+    pid = net.berth("inspect", "phoenix")["data"][0]["pid"]
+    net.sh(f"kill -9 {pid}")  # the container's PID 1, from the host: a crash systemd restarts
+    assert wait_for(lambda: net.berth("inspect", "phoenix")["data"][0]["pid"] not in (None, pid))
+    assert wait_for(lambda: answers(net, "http://127.0.0.1:8094/") == "phoenix")
+    # the same namespace and address: the restart was parked, not detached and attached anew
+    assert (
+        net.sh("nsenter --net=/run/berth/netns/phoenix ip -o -4 addr show eth0 | awk '{print $4}'") == address
+    )
+    assert [p["key"] for p in net.berth("network", "ports")["data"]] == ["*:8094/tcp"]
+
+
+def test_a_container_systemd_gives_up_on_keeps_its_port_reserved_not_forwarded(net: Net) -> None:
+    """on-failure:1: the second crash parks the container for a restart the start limit refuses."""
+    net.containers.append("quitter")
+    net.berth(
+        "run", "-d", "--name", "quitter", "--rootfs", ROOTFS, "--network", "bridge", "-p", "8092:80",
+        "--restart", "on-failure:1", "sh", "-c", "sleep 0.3; exit 3",
+    )  # fmt: skip
+
+    def given_up() -> bool:  # not active, not auto-restarting, twice in a row
+        probe = (
+            "systemctl is-active berth-quitter.service; sleep 0.5; systemctl is-active berth-quitter.service"
+        )
+        return net.sh(probe, check=False).split() == ["inactive", "inactive"]
+
+    assert wait_for(given_up)
+    [row] = net.berth("network", "ports")["data"]
+    assert (row["key"], row["container"], row["parked"]) == ("*:8092/tcp", "quitter", True)
+    assert "8092" not in net.sh("nft list table ip berth")  # no rule points at a dead container
+    assert "quitter" in net.sh("ls /run/berth/netns")
+    net.berth("rm", "-f", "quitter")  # rm releases the reservation
+    assert net.berth("network", "ports")["data"] == []
+    assert "quitter" not in net.sh("ls /run/berth/netns", check=False)
+
+
+def wait_for(check: Callable[[], bool], timeout: float = 15) -> bool:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
+def answers(net: Net, url: str) -> str:
+    return net.lab.run(net.host, ["timeout", "1", "wget", "-qO-", url], check=False).stdout.strip()
+
+
+# Serves $V on ports 80 and 81: two service ports of one role.
+TWO_PORTS = "mkdir -p /w && echo $V > /w/index.html && httpd -p 81 -h /w && exec httpd -f -p 80 -h /w"
+# Samples both service ports back to back, port A then port B, and prints "<A><B>" per round.
+SAMPLER = (
+    "rm -f /run/sampler.stop; while [ ! -e /run/sampler.stop ]; do "
+    "a=$(timeout 2 wget -qO- http://127.0.0.1:8180/ 2>/dev/null); "
+    'b=$(timeout 2 wget -qO- http://127.0.0.1:8181/ 2>/dev/null); echo "${a:-x}${b:-x}"; done'
+)
+
+
+def test_a_deployment_moves_both_its_ports_at_once_and_keeps_them_across_a_crash(net: Net, lab: Lab) -> None:
+    """Two service ports move in one nftables transaction: never A on v2 while B is still on v1.
+    A crash of the serving container (kill -9 from the host) is restarted by systemd with the
+    same address, and both switched ports (no container spec publishes them) answer again."""
+
+    def deploy(version: int) -> None:
+        role = {
+            "role": "web", "rootfs": ROOTFS, "env": {"V": str(version)}, "stop_signal": "KILL",
+            "command": ["sh", "-c", TWO_PORTS], "ports": ["8180:80", "8181:81"],
+            "health": {"tcp": {"port": 81}, "interval": "100ms", "timeout": "1s", "retries": 3,
+                       "min_healthy": "200ms", "deadline": "10s"},
+        }  # fmt: skip
+        doc = {"name": "twin", "keep": 2, "drain": "200ms", "containers": [role]}
+        net.lab.run(net.host, ["sh", "-c", "cat > /var/lib/berth/twin.json"], input=json.dumps(doc))
+        net.berth("deploy", "twin", "-f", "/var/lib/berth/twin.json")
+
+    try:
+        deploy(1)
+        assert (answers(net, "http://127.0.0.1:8180/"), answers(net, "http://127.0.0.1:8181/")) == ("1", "1")
+        ctr = "twin-1-web"
+        address = net.sh(f"nsenter --net=/run/berth/netns/{ctr} ip -o -4 addr show eth0 | awk '{{print $4}}'")
+        pid = net.berth("inspect", ctr)["data"][0]["pid"]
+        net.sh(f"kill -9 {pid}")
+        assert wait_for(lambda: net.berth("inspect", ctr)["data"][0]["pid"] not in (None, pid))
+        assert wait_for(lambda: answers(net, "http://127.0.0.1:8181/") == "1")
+        assert answers(net, "http://127.0.0.1:8180/") == "1"
+        assert (
+            net.sh(f"nsenter --net=/run/berth/netns/{ctr} ip -o -4 addr show eth0 | awk '{{print $4}}'")
+            == address
+        )
+        held = {p["key"]: p["container"] for p in net.berth("network", "ports")["data"]}
+        assert held == {"*:8180/tcp": ctr, "*:8181/tcp": ctr}
+
+        cmd = ["nsenter", "-t", str(lab.pids[net.host]), "-a", "sh", "-c", SAMPLER]
+        sampler = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+        try:
+            time.sleep(0.5)
+            deploy(2)
+            time.sleep(0.5)
+        finally:
+            net.sh("touch /run/sampler.stop")
+            out, _ = sampler.communicate(timeout=10)
+        rounds = out.split()
+        assert "11" in rounds and "22" in rounds, rounds[-5:]
+        assert "21" not in rounds, "port A on v2 while port B was still on v1"
+        assert set(rounds) <= {"11", "12", "22"}, sorted(set(rounds))
+        held = {p["key"]: p["container"] for p in net.berth("network", "ports")["data"]}
+        assert held == {"*:8180/tcp": "twin-2-web", "*:8181/tcp": "twin-2-web"}
+    finally:
+        net.lab.run(net.host, ["berth", "undeploy", "twin"], check=False)
 
 
 def test_rm_of_containers_and_networks_leaves_nothing_behind(net: Net) -> None:
@@ -298,3 +342,35 @@ def test_bad_input_is_a_clear_error_and_changes_nothing(
     assert out["exit_code"] != 0 and out["error"]["kind"] == kind, out
     assert words in out["error"]["message"]
     assert in_use.snapshot() == before
+
+
+@pytest.mark.slow  # a reboot of a lab host: ~25 s
+def test_networks_and_published_ports_come_back_after_a_reboot(lab: Lab, rootfs: str) -> None:
+    """berth-restore.service re-creates every recorded network at boot, one that no container
+    uses included (bridge, both gateways, nftables tables), before the containers come back."""
+    host = lab.hosts[-1]
+    net = Net(lab, host)
+    try:
+        net.berth("system", "install")
+        net.berth("network", "create", "boot6", "--subnet", "10.89.74.0/24", "--subnet", "fd00:74::/64")
+        net.berth("network", "create", "idle", "--subnet", "10.89.75.0/24", "--bridge", "bidle")
+        net.networks += ["boot6", "idle"]
+        net.web("phoenix6", "back", "--network", "boot6", "-p", "8380:80", "--restart", "always")
+        bridge = net.berth("network", "inspect", "boot6")["data"][0]["bridge"]
+        before = {
+            b: net.sh(f"ip -o addr show dev {b} scope global | awk '{{print $4}}'") for b in (bridge, "bidle")
+        }
+        berth("lab", "reboot", host, "--name", lab.name)
+        lab.refresh()
+        after = {
+            b: net.sh(f"ip -o addr show dev {b} scope global | awk '{{print $4}}'") for b in (bridge, "bidle")
+        }
+        assert after == before and after[bridge].split() == ["10.89.74.1/24", "fd00:74::1/64"]
+        assert "ip saddr 10.89.75.0/24 ip daddr != 10.89.75.0/24 masquerade" in net.sh(
+            "nft list table ip berth"
+        )
+        assert wait_for(lambda: answers(net, "http://127.0.0.1:8380/") == "back")
+        assert answers(net, "http://[fd00:74::1]:8380/") == "back"  # the host's own IPv6 address
+        assert net.berth("restore")["changed"] is False  # nothing left to do
+    finally:
+        net.cleanup()

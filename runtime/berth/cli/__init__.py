@@ -32,6 +32,7 @@ COMMAND_MODULES = (
     "image_cmd",
     "network_cmd",
     "deploy_cmd",
+    "monitor_cmd",
 )
 # Which module registers each top-level command. A command line that names one gets a parser
 # with that command's subparser only: building all ~70 subparsers (and importing every module)
@@ -66,6 +67,7 @@ COMMANDS = {
     "history": "deploy_cmd",
     "status": "deploy_cmd",
     "undeploy": "deploy_cmd",
+    "monitor": "monitor_cmd",
 }
 
 

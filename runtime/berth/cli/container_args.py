@@ -40,6 +40,12 @@ def add_spec_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--restart", metavar="no|on-failure[:N]|always")
     p.add_argument("--stop-signal")
     p.add_argument("--stop-timeout", type=int)
+    p.add_argument(
+        "--sdnotify",
+        choices=("runtime", "container"),
+        help="container: the app sends READY=1 to $NOTIFY_SOCKET itself; `run -d` returns then",
+    )
+    p.add_argument("--start-timeout", type=int, metavar="SECONDS", help="how long a start may take")
     p.add_argument("--cap-add", action="append", default=[])
     p.add_argument("--cap-drop", action="append", default=[])
     p.add_argument("--privileged", action="store_true", default=None)
@@ -47,6 +53,11 @@ def add_spec_flags(p: argparse.ArgumentParser) -> None:
         "--security-opt", action="append", default=[], metavar="no-new-privileges|seccomp=unconfined"
     )
     p.add_argument("-l", "--label", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument(
+        "--userns",
+        metavar="host|auto|UID:GID:SIZE",
+        help="root in a user namespace: auto (a range of its own from the pool) or an explicit range",
+    )
     p.add_argument("--slice", help="a group name (berth-NAME.slice) or a full slice unit name")
     p.add_argument(
         "--network",
@@ -84,6 +95,14 @@ def pairs(items: list[str], flag: str) -> dict[str, str]:
     return out
 
 
+def _userns(text: str) -> str | dict[str, Any]:
+    """--userns UID:GID:SIZE as the spec's mapping; any other word is checked by the spec."""
+    parts = text.split(":")
+    if len(parts) == 3 and all(p.isdigit() for p in parts):
+        return dict(zip(("uid", "gid", "size"), map(int, parts), strict=True))
+    return text
+
+
 def spec_from_args(args: argparse.Namespace) -> dict[str, Any]:
     doc: dict[str, Any] = read_json_input(args.file) if args.file else {}
     if not isinstance(doc, dict):
@@ -103,6 +122,7 @@ def spec_from_args(args: argparse.Namespace) -> dict[str, Any]:
         "name": args.name, "workdir": args.workdir, "user": args.user, "hostname": args.hostname,
         "read_only": args.read_only, "restart": args.restart, "stop_signal": args.stop_signal,
         "stop_timeout": args.stop_timeout, "privileged": args.privileged, "slice": args.slice,
+        "sdnotify": args.sdnotify, "start_timeout": args.start_timeout,
     }  # fmt: skip
     doc.update({k: v for k, v in simple.items() if v is not None})
     if args.network is not None:
@@ -110,6 +130,8 @@ def spec_from_args(args: argparse.Namespace) -> dict[str, Any]:
         doc["network"] = first
         if more:
             doc["networks"] = more
+    if args.userns is not None:
+        doc["userns"] = _userns(args.userns)
     if args.publish:
         doc["ports"] = list(doc.get("ports", [])) + args.publish
     if args.entrypoint is not None:

@@ -113,8 +113,8 @@ def _parse(doc: dict[str, Any]) -> Any:
     return parse_spec(doc)
 
 
-def _describe(c: Any, name: str) -> dict[str, Any]:
-    observed = c.observe(name)
+def _describe(c: Any, name: str, observed: Any = None) -> dict[str, Any]:
+    observed = observed or c.observe(name)
     record = observed.record or {}
     live = observed.live
     return {
@@ -126,6 +126,7 @@ def _describe(c: Any, name: str) -> dict[str, Any]:
         "layers": record.get("layers"),
         "image": record.get("image"),
         "argv": record.get("argv"),
+        "userns": record.get("userns"),  # the host ids of the container's 0.. (None: the host's)
         "created_at": record.get("created_at"),
         "started_at": record.get("started_at"),
         "finished_at": record.get("finished_at"),
@@ -331,8 +332,11 @@ def run_inspect(args: argparse.Namespace) -> Result:
 
 
 def run_ps(args: argparse.Namespace) -> Result:
+    from berth.containers.observe import observe_all
+
     c = _containers()
-    rows = [_describe(c, name) for name in c.names()]
+    names = c.names()
+    rows = [_describe(c, name, o) for name, o in zip(names, observe_all(c.systemd, names), strict=True)]
     if not args.all:
         rows = [r for r in rows if r["status"] == "running"]
 

@@ -69,6 +69,16 @@ def _text(data: dict[str, Any]) -> str:
         lines.append(f"  {c['role']:<12} {c['name']:<40} {'running' if c['running'] else 'stopped'}")
     for p in data.get("ports", []):
         lines.append(f"  port {p['port']:<20} -> {p['holder'] or '-'}")
+    m = data.get("monitor")
+    if m:
+        lines.append(
+            f"  monitor {m['unit']} {'running' if m['running'] else 'stopped'}, revision {m['revision']}"
+        )
+        for role, r in sorted(m["roles"].items()):
+            last = (r.get("last") or {}).get("output", "-")
+            lines.append(
+                f"    {role:<12} failures {r['failures']}/{r['threshold']}, restarts {r['restarts']}: {last}"
+            )
     return "\n".join(lines)
 
 

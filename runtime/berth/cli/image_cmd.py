@@ -83,7 +83,10 @@ def register(sub: Any) -> None:
     p.add_argument("source")
     p.add_argument("targets", nargs="+")
     p = add_command(images, "prune", run_prune, "remove what nothing uses", "image prune")
-    p.add_argument("--all", action="store_true", help="also images that have tags but no user")
+    p.add_argument(
+        "--all", action="store_true", help="also images that have tags but no user, and the build cache"
+    )
+    p.add_argument("--build-cache", action="store_true", help="also the build cache (every stage's steps)")
     p.add_argument("--check", action="store_true")
     p = add_command(
         images,
@@ -105,6 +108,13 @@ def _registry_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
     p.add_argument("--authfile", default=None, help='a containers-auth.json ({"auths": {...}})')
     p.add_argument("--retries", type=int, default=4)
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="give up on a registry that sends nothing for this long (per attempt; default 30)",
+    )
     p.add_argument("--chunk-size", type=int, default=0, help="upload in chunks of this many bytes")
 
 
@@ -176,6 +186,7 @@ def _registry(args: argparse.Namespace, registry_for_auth: str | None) -> Regist
         ca_file=args.ca_cert,
         credentials=creds,
         retries=max(0, args.retries),
+        timeout=args.timeout if args.timeout > 0 else 30.0,
         chunk_size=max(0, args.chunk_size),
     )
 
@@ -506,10 +517,10 @@ def run_prune(args: argparse.Namespace) -> Result:
     # First the step containers of killed builds: they run on store layers no use record holds.
     reaped, warnings = reap_orphaned_steps(check=args.check)
     if args.check:
-        actions = reaped + gc.prune(store, all_images=args.all, check=True)
+        actions = reaped + gc.prune(store, all_images=args.all, check=True, build_cache=args.build_cache)
     else:
         with store.locked():
-            actions = reaped + gc.prune(store, all_images=args.all)
+            actions = reaped + gc.prune(store, all_images=args.all, build_cache=args.build_cache)
     data = {
         "removed": {k: sum(1 for a in actions if a.kind == k) for k in sorted({a.kind for a in actions})},
         "check_mode": args.check,

@@ -24,15 +24,25 @@ def register(sub: Any) -> None:
         "--file",
         required=True,
         metavar="SPEC",
-        help='JSON {"name", "state", "subnet", "gateway", "bridge", "masquerade"} or -',
+        help="JSON {name, state, subnet, gateway, subnet6, gateway6, bridge, masquerade} or -",
     )
     apply.add_argument("--check", action="store_true", help="plan only: change nothing")
     create = add_command(
         nsub, "create", run_create, "create a network (a bridge, a subnet)", "network create"
     )
     create.add_argument("name")
-    create.add_argument("--subnet", metavar="CIDR", help="IPv4 subnet (default: a free /24 of 10.89.0.0/16)")
-    create.add_argument("--gateway", metavar="IP", help="the bridge's address (default: the first host)")
+    create.add_argument(
+        "--subnet",
+        metavar="CIDR",
+        action="append",
+        help="IPv4 or IPv6 subnet; twice (one of each) for dual stack (default: a free /24 of 10.89.0.0/16)",
+    )
+    create.add_argument(
+        "--gateway",
+        metavar="IP",
+        action="append",
+        help="the bridge's address on a subnet, one per IP version (default: the subnet's first host)",
+    )
     create.add_argument("--bridge", metavar="IFNAME", help="bridge interface name (default: berthN)")
     create.add_argument(
         "--no-masquerade", dest="masquerade", action="store_false", help="no outbound NAT for this network"
@@ -76,14 +86,28 @@ def _networks() -> Any:
 
 
 def run_create(args: argparse.Namespace) -> Result:
+    from berth.errors import InvalidInput
+
+    subnets, gateways = args.subnet or [], args.gateway or []
+    if len(subnets) > 2 or len(gateways) > 2:
+        raise InvalidInput("--subnet and --gateway: at most one IPv4 and one IPv6 each")
+    subnet, subnet6 = [*subnets, None, None][:2]
+    gateway, gateway6 = [*gateways, None, None][:2]
     net, actions = _networks().create(
-        args.name, args.subnet, args.gateway, args.bridge, args.masquerade, check=args.check
+        args.name,
+        subnet,
+        gateway,
+        args.bridge,
+        args.masquerade,
+        check=args.check,
+        subnet6=subnet6,
+        gateway6=gateway6,
     )
     return Result(
         data={**net.to_json(), "check_mode": args.check},
         changed=bool(actions),
         actions=actions,
-        text=lambda: f"{net.name} {net.subnet} ({net.bridge})",
+        text=lambda: f"{net.name} {' '.join(str(s) for s in net.subnets)} ({net.bridge})",
     )
 
 
@@ -113,9 +137,10 @@ def run_ls(args: argparse.Namespace) -> Result:
     def text() -> str:
         lines = [f"{'NAME':<20} {'BRIDGE':<16} {'SUBNET':<18} {'GATEWAY':<16} CONTAINERS"]
         for r in rows:
+            subnet = ",".join(filter(None, (r["subnet"], r.get("subnet6"))))
+            gateway = ",".join(filter(None, (r["gateway"], r.get("gateway6"))))
             lines.append(
-                f"{r['name']:<20} {r['bridge']:<16} {r['subnet']:<18} {r['gateway']:<16} "
-                f"{','.join(r['containers'])}"
+                f"{r['name']:<20} {r['bridge']:<16} {subnet:<18} {gateway:<16} {','.join(r['containers'])}"
             )
         return "\n".join(lines)
 
@@ -157,11 +182,19 @@ def run_switch(args: argparse.Namespace) -> Result:
 def run_ports(args: argparse.Namespace) -> Result:
     from berth.network import state
 
+    def parked(holder: str) -> bool:  # its process died and systemd restarts it: no rule meanwhile
+        return (state.attachments().get(holder) or {}).get("status") == "parked"
+
     rows = [
-        {"key": key, "port": str(port), **port.to_json(), "container": holder}
+        {"key": key, "port": str(port), **port.to_json(), "container": holder, "parked": parked(holder)}
         for key, (port, holder) in sorted(state.get_ports().items())
     ]
-    return Result(data=rows, text=lambda: "\n".join(f"{r['port']:<32} {r['container']}" for r in rows))
+    return Result(
+        data=rows,
+        text=lambda: "\n".join(
+            f"{r['port']:<32} {r['container']}{' (parked: restarting)' if r['parked'] else ''}" for r in rows
+        ),
+    )
 
 
 def run_restore(args: argparse.Namespace) -> Result:

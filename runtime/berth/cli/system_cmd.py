@@ -43,6 +43,7 @@ def run_restore(args: argparse.Namespace) -> Result:
     from berth.containers.manager import Containers
     from berth.containers.restore import restore
     from berth.deployments.manager import Deployments, restore_all
+    from berth.network.containers import restore_networks
     from berth.slices.manager import Slices
 
     slices = [{"name": unit, "action": "started", "restart": "always"} for unit in Slices().restore()]
@@ -50,7 +51,9 @@ def run_restore(args: argparse.Namespace) -> Result:
     # Step containers of builds the reboot (or a kill) ended: removed, not marked exited.
     reaped = containers.reap_orphans()
     removed = [{"name": a.target, "action": "removed", "reason": a.detail["reason"]} for a in reaped.applied]
-    report = slices + removed + restore(containers)
+    # Networks before containers: bridges, addresses and nftables tables come back even for
+    # networks no container uses.
+    report = slices + removed + restore_networks() + restore(containers)
     # After the containers: each deployment ends on one revision, serving (finishing or undoing
     # a deploy a crash or the reboot interrupted).
     deployed = restore_all(Deployments(containers))

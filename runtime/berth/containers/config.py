@@ -66,6 +66,14 @@ def shim_config(
             entry["size"] = m.size
             entry["mode"] = m.mode or "1777"
         mounts.append(entry)
+    notify = None
+    if spec.sdnotify == "container":  # the shim relays the app's READY=1 (berth.shim.notify)
+        from berth.shim.notify import TARGET, TARGET_DIR
+
+        notify = str(paths.run / "notify" / "notify.sock")
+        mounts.append({"type": "bind", "source": str(paths.run / "notify"), "target": TARGET_DIR,
+                       "read_only": True})  # fmt: skip
+        env["NOTIFY_SOCKET"] = TARGET
     return {
         "name": spec.name,
         "rootfs": str(paths.rootfs),
@@ -92,6 +100,7 @@ def shim_config(
             else default_profile(set(spec.capabilities)),
         },
         "netns_path": netns_path,
+        "notify_socket": notify,
         "exit_file": str(paths.exit_file),
         "error_file": str(paths.error_file),
     }
@@ -139,6 +148,11 @@ def unit_properties(
         for key, fd in zip(("StandardInput", "StandardOutput", "StandardError"), stdio, strict=True):
             del props[key]
             props[f"{key}FileDescriptor"] = fd
+    if spec.sdnotify == "container":
+        # The shim relays READY=1 after it handed the main PID over, so it is no longer "main".
+        props["NotifyAccess"] = "all"
+    if spec.start_timeout:
+        props["TimeoutStartUSec"] = spec.start_timeout * 1_000_000
     if retries:
         # on-failure:N: N restarts, then systemd gives up (the first start counts as one).
         props["StartLimitBurst"] = int(retries) + 1

@@ -10,6 +10,7 @@ before the error is reported: no unit, upper dir, record or run dir is left behi
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import time
 from collections.abc import Mapping
@@ -17,7 +18,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from berth import plan as plans
-from berth.containers import image_source, lifecycle, owner, preflight, records
+from berth.containers import image_source, lifecycle, owner, preflight, records, userns
 from berth.containers.config import resource_properties, shim_config, unit_properties
 from berth.containers.files import write_runtime_files
 from berth.containers.image_source import process
@@ -376,9 +377,20 @@ class Containers:
             }
             if owned_by is not None:  # in the first write: no moment without it
                 record["owner"] = owned_by
+            # under the containers lock, in the first write: no two containers get one range
+            ids: dict[str, Any] | None = None
+            if spec.userns.mode != "host":  # reads every record: only when a range is wanted
+                every = [r for r in map(records.get, records.names()) if r]
+                ids = userns.allocate(spec.userns, spec.name, every)
+            if ids is not None:
+                record["userns"] = ids
             records.put(record)
             paths.upper.mkdir(mode=0o755)
             paths.work.mkdir(mode=0o700)
+            if ids is not None:  # the container's root writes its upper layer as its host uid
+                for d in (paths.upper, paths.work):
+                    os.chown(d, ids["uid"], ids["gid"])
+                userns.probe(source.layers, str(paths.upper), str(paths.work), ids)
             for m in spec.mounts:
                 if m.type == "volume":
                     paths.volume(m.source or "").mkdir(parents=True, exist_ok=True, mode=0o755)
@@ -400,6 +412,9 @@ class Containers:
         config = shim_config(
             spec, paths, record["layers"], files, netns, image_config=record.get("image_config")
         )
+        if record.get("userns"):  # the mapped root must reach its rootfs and runtime files
+            userns.configure(config, spec.mounts, record["userns"])
+            userns.make_reachable(paths.run)
         atomic_write_json(paths.config, config, mode=0o600)
         paths.exit_file.unlink(missing_ok=True)
         paths.error_file.unlink(missing_ok=True)
@@ -415,10 +430,13 @@ class Containers:
             detach_container(spec.name)
             record["status"] = lifecycle.EXITED
             records.put(record)
+            not_ready = _not_ready(spec, paths)
             try:
                 reason = paths.error_file.read_text().strip()
             except FileNotFoundError:
-                reason = exc.message
+                reason = f"it {not_ready}" if not_ready else exc.message
+            if not_ready:  # the deployments' notify gate reports it as its own failure
+                exc.details["not_ready"] = not_ready
             raise StartFailed(f"container {spec.name} failed to start: {reason}", **exc.details) from None
         lifecycle.advance(record, lifecycle.RUNNING)
         record["started_at"] = _now()
@@ -438,3 +456,27 @@ class Containers:
             shutil.rmtree(paths.run, ignore_errors=True)
             shutil.rmtree(paths.data, ignore_errors=True)
             image_source.release(name)
+
+
+def _not_ready(spec: ContainerSpec, paths: ContainerPaths) -> str | None:
+    """Why an `sdnotify: container` start failed, in the app's terms: no READY=1, and why not
+    (from the exit record ExecStopPost wrote before systemd failed the start job)."""
+    import json
+
+    if spec.sdnotify != "container":
+        return None
+    try:
+        info = json.loads(paths.exit_file.read_text())
+    except (FileNotFoundError, ValueError):
+        return None
+    if info.get("service_result") == "timeout":
+        within = f"{spec.start_timeout}s" if spec.start_timeout else "systemd's start timeout"
+        return f"did not send READY=1 within {within} (start_timeout)"
+    code, status = info.get("exit_code"), info.get("exit_status")
+    if code == "exited":
+        how = f"with status {status}"
+    elif code in ("killed", "dumped"):
+        how = f"on signal {status}"
+    else:
+        return None
+    return f"exited {how} before it sent READY=1"

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from berth.containers import lifecycle, records
 from berth.containers.paths import ContainerPaths, unit_name
 from berth.host import boot_identity
-from berth.systemd.status import UnitState
+from berth.systemd.jobs import SERVICE
+from berth.systemd.status import RUNNING_STATES, UnitState
 from berth.systemd.sync import Systemd
 from berth.units.observe import live_state
 
@@ -66,3 +68,33 @@ class Observed:
 
 def observe(systemd: Systemd, name: str) -> Observed:
     return Observed(name, records.get(name), live_state(systemd, unit_name(name)))
+
+
+def observe_all(systemd: Systemd, names: Sequence[str]) -> list[Observed]:
+    """The containers `names` as `observe` sees them, for `ps`: one listing of the loaded units.
+
+    `observe` asks systemd three things per container (GetUnit, then GetAll of the Unit and the
+    Service interfaces: hundreds of properties, decoded in Python), which made `berth ps` of 200
+    containers take 1.4 s. One ListUnitsByPatterns gives the states of them all; the running
+    containers' MainPID and ControlGroup then come in one pipelined batch of small Gets. The rest
+    of `UnitState` (properties, environment, invocation) is left empty: `ps` does not show it.
+    """
+    listed = {u.name: u for u in systemd.list_units([unit_name("*")])}
+    entries = [listed.get(unit_name(name)) for name in names]
+    running = [e for e in entries if e is not None and e.active_state in RUNNING_STATES]
+    values = systemd.property_values([e.path for e in running], SERVICE, ("MainPID", "ControlGroup"))
+    extra = {e.name: v for e, v in zip(running, values, strict=True)}
+    out = []
+    for name, entry in zip(names, entries, strict=True):
+        if entry is None:
+            live = UnitState.not_loaded(unit_name(name))
+        else:
+            props: dict[str, Any] = {
+                "LoadState": entry.load_state,
+                "ActiveState": entry.active_state,
+                "SubState": entry.sub_state,
+                **(extra.get(entry.name) or {}),  # gone since the listing: shown as listed, no PID
+            }
+            live = UnitState.from_properties(entry.name, props)
+        out.append(Observed(name, records.get(name), live))
+    return out

@@ -40,6 +40,13 @@ def problems(spec: ContainerSpec, create: bool = True) -> list[BerthError]:
             image_source.process(spec, source.config)  # nothing to run
         except BerthError as exc:
             found.append(exc)
+        if spec.userns.mode != "host":  # a range another container holds, or a full pool
+            from berth.containers import records, userns
+
+            try:
+                userns.allocate(spec.userns, spec.name, [r for r in map(records.get, records.names()) if r])
+            except BerthError as exc:
+                found.append(exc)
     if spec.network == "bridge":
         found += _network_problems(spec)
     return found

@@ -54,6 +54,8 @@ CONTAINER_SPEC_SCHEMA: dict[str, Any] = {
         "restart": {"type": "string"},
         "stop_signal": {"type": ["string", "integer"]},
         "stop_timeout": {"type": "integer", "minimum": 0, "maximum": 86400},
+        "sdnotify": {"enum": ["runtime", "container"]},
+        "start_timeout": {"type": "integer", "minimum": 0, "maximum": 86400},
         "cap_add": _STR_LIST,
         "cap_drop": _STR_LIST,
         "privileged": {"type": "boolean"},
@@ -64,6 +66,7 @@ CONTAINER_SPEC_SCHEMA: dict[str, Any] = {
         "network": {"type": "string", "minLength": 1},
         "networks": _STR_LIST,
         "ports": {"type": "array", "items": {"type": ["string", "object"]}},
+        "userns": {"type": ["string", "object"]},  # host, auto or {uid, gid, size}: see userns.py
         "resources": {
             "type": "object",
             "additionalProperties": False,

@@ -17,6 +17,8 @@ from typing import Any
 
 from berth.containers.capabilities import effective_set
 from berth.containers.schema import CONTAINER_SPEC_SCHEMA
+from berth.containers.userns import HOST, Userns
+from berth.containers.userns import parse as parse_userns
 from berth.errors import InvalidInput
 from berth.network.ports import PortMapping
 from berth.network.spec_fields import network_fields
@@ -81,6 +83,9 @@ class ContainerSpec:
     resources: tuple[tuple[str, Any], ...] = field(default=())
     networks: tuple[str, ...] = ()  # bridge mode: the networks joined, eth0 first
     ports: tuple[PortMapping, ...] = ()
+    userns: Userns = HOST  # see berth.containers.userns
+    sdnotify: str = "runtime"  # "container": the app itself sends READY=1 (see berth.shim.notify)
+    start_timeout: int = 0  # seconds for the start (READY=1 with sdnotify container); 0: systemd's
 
     def to_json(self) -> dict[str, Any]:
         # networks/ports only in bridge mode, so hashes of specs from before networking stay put
@@ -89,6 +94,13 @@ class ContainerSpec:
             if self.network == "bridge"
             else {}
         )
+        # only when set, so hashes of specs from before sd_notify stay put
+        if self.sdnotify != "runtime":
+            net["sdnotify"] = self.sdnotify
+        if self.start_timeout:
+            net["start_timeout"] = self.start_timeout
+        if self.userns != HOST:  # only when set, so hashes of specs from before userns stay put
+            net["userns"] = self.userns.to_json()
         return net | {
             "name": self.name,
             "image": self.image,
@@ -144,6 +156,9 @@ class ContainerSpec:
             resources=tuple(sorted(doc["resources"].items())),
             networks=tuple(doc.get("networks") or ()),
             ports=tuple(PortMapping.from_json(p) for p in doc.get("ports") or ()),
+            userns=Userns.from_json(doc.get("userns")),
+            sdnotify=doc.get("sdnotify", "runtime"),
+            start_timeout=int(doc.get("start_timeout", 0)),
         )
 
     @cached_property
@@ -326,4 +341,7 @@ def parse_spec(doc: Any) -> ContainerSpec:
         resources=tuple(sorted(resources.items())),
         networks=networks,
         ports=ports,
+        userns=parse_userns(doc.get("userns", "host")),
+        sdnotify=doc.get("sdnotify", "runtime"),
+        start_timeout=int(doc.get("start_timeout", 0)),
     )

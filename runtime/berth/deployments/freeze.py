@@ -77,7 +77,7 @@ def freeze(spec: DeploymentSpec) -> Frozen:
     images: dict[str, dict[str, Any]] = {}
     files: dict[str, str] = {}
     for role in spec.roles:
-        cspec, health = role.spec, role.health
+        cspec, health, liveness = role.spec, role.health, role.liveness
         if cspec.image is not None:
             record = store.resolve(cspec.image)
             config = store.config(record).get("config") or {}
@@ -90,7 +90,12 @@ def freeze(spec: DeploymentSpec) -> Frozen:
             cspec = replace(cspec, image=record.digest)
             if health.from_image:
                 health = from_image(health, config)
-        elif health.from_image:
+            if liveness is not None and liveness.probe.from_image:
+                probe = from_image(liveness.probe, config)
+                if probe.kind != "exec":
+                    raise InvalidInput(f"role {role.role}: liveness.image: the image has no HEALTHCHECK")
+                liveness = replace(liveness, probe=probe)
+        elif health.from_image or (liveness is not None and liveness.probe.from_image):
             raise InvalidInput(f"role {role.role}: health.image needs the role to run an image")
         for m in cspec.mounts:
             if m.type == "bind" and m.source:
@@ -98,7 +103,7 @@ def freeze(spec: DeploymentSpec) -> Frozen:
                 if not source.exists():
                     raise InvalidInput(f"role {role.role}: bind mount source {m.source} does not exist")
                 files[m.source] = _hash_path(source)
-        roles.append(replace(role, spec=cspec, health=health))
+        roles.append(replace(role, spec=cspec, health=health, liveness=liveness))
     return Frozen(tuple(roles), images, dict(sorted(files.items())))
 
 

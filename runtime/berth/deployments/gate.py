@@ -1,6 +1,7 @@
 """The health gate: every container of a revision healthy, or the reason it is not.
 
-One loop in this process probes every container in turn (no timer unit per probe). A container
+One loop in this process probes every container in turn (no timer unit per probe). A `notify`
+role passes once systemd has its READY=1 (the start waits for it: see `start_revision`). A container
 passes once its probe has succeeded and kept succeeding for `min_healthy` seconds. It fails at
 once when its process exits or is OOM-killed (even if systemd restarts it: the exit record the
 shim writes at every exit says so), after `retries` consecutive failed probes outside the start
@@ -19,6 +20,7 @@ from berth.containers import lifecycle
 from berth.containers.paths import ContainerPaths
 from berth.deployments.health import Health
 from berth.deployments.probes import ProbeResult, probe
+from berth.systemd.status import UnitState
 from berth.systemd.sync import Systemd
 from berth.units.observe import live_state
 
@@ -101,6 +103,24 @@ def exited(container: str) -> dict[str, Any] | None:
     return lifecycle.exit_reason(info, error)
 
 
+def ready(live: UnitState) -> ProbeResult:
+    """The `notify` probe: systemd makes the unit active only once the app's READY=1 arrived."""
+    status = live.properties.get("StatusText") or ""
+    said = f" (STATUS={status})" if status else ""
+    if live.active_state == "active":
+        return ProbeResult(True, f"READY=1 received{said}")
+    return ProbeResult(False, f"no READY=1 yet: unit is {live.active_state}/{live.sub_state}{said}")
+
+
+def not_ready(role: str, container: str, why: str, seconds: float) -> GateResult:
+    """The gate's verdict on a `notify` role whose start failed: no READY=1, and why not."""
+    time.sleep(0.2)  # journald takes the last lines asynchronously
+    return GateResult(
+        False, seconds, f"container {container} {why}", role, container, exited(container),
+        "no READY=1", last_logs(container), {role: 0},
+    )  # fmt: skip
+
+
 def _exit_text(reason: dict[str, Any]) -> str:
     if reason["reason"] == "exited":
         return f"exited with status {reason.get('exit_code')}"
@@ -147,7 +167,7 @@ def run_gate(
                 return fail(w, f"container {w.container} {_exit_text(reason)}", reason)
             if now < w.next_at:
                 continue
-            w.last = probe(w.health, w.container, live.main_pid)
+            w.last = ready(live) if w.health.kind == "notify" else probe(w.health, w.container, live.main_pid)
             w.probes += 1
             now = clock()
             w.next_at = now + w.health.interval

@@ -1,9 +1,10 @@
 """Health checks of a revision's containers: what to probe and how often, canonicalised.
 
-A check comes from the deployment spec (`exec`, `tcp`, `http`) or from the image's HEALTHCHECK
-(the Docker config `Healthcheck` that the container's record keeps as `image_config`). Spec
-timings override the image's. Without any probe the gate only asks that every container keeps
-running for `min_healthy` seconds.
+A check comes from the deployment spec (`exec`, `tcp`, `http`), from the image's HEALTHCHECK
+(the Docker config `Healthcheck` that the container's record keeps as `image_config`), or from
+the app itself (`notify`: its sd_notify READY=1, relayed by the shim; the unit is active only
+after it). Spec timings override the image's. Without any probe the gate only asks that every
+container keeps running for `min_healthy` seconds.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from typing import Any
 from berth.errors import InvalidInput
 
 _DURATION = re.compile(r"^([0-9]+(?:\.[0-9]+)?)(ms|s|m)?$")
-KINDS = ("exec", "tcp", "http", "running")
+KINDS = ("exec", "tcp", "http", "running", "notify")
+PROBES = ("exec", "tcp", "http", "image", "notify")
 NS = 1_000_000_000
 
 
@@ -122,18 +124,22 @@ TIMINGS = ("start_period", "interval", "timeout", "retries", "min_healthy", "dea
 
 
 def parse_health(doc: Any, what: str) -> Health:
-    """A role's `health` field, canonical. Exactly one of exec, tcp, http or image (or none)."""
+    """A role's `health` field, canonical. Exactly one of exec, tcp, http, image or notify (or none)."""
     if doc is None:
         return Health(min_healthy=1.0)
     if not isinstance(doc, dict):
         raise InvalidInput(f"{what}: expected an object")
-    known = {"exec", "tcp", "http", "image", *TIMINGS}
+    known = {*PROBES, *TIMINGS}
     unknown = sorted(set(doc) - known)
     if unknown:
         raise InvalidInput(f"{what}: unknown field {unknown[0]!r}")
-    probes = [k for k in ("exec", "tcp", "http", "image") if doc.get(k) not in (None, False)]
+    probes = [k for k in PROBES if doc.get(k) not in (None, False)]
     if len(probes) > 1:
-        raise InvalidInput(f"{what}: give one of exec, tcp, http or image, not {' and '.join(probes)}")
+        raise InvalidInput(
+            f"{what}: give one of exec, tcp, http, image or notify, not {' and '.join(probes)}"
+        )
+    if "notify" in probes and doc["notify"] is not True:
+        raise InvalidInput(f"{what}.notify: true (the app sends READY=1 itself), or leave it out")
     health = Health()
     kind = probes[0] if probes else "running"
     if kind == "exec":
@@ -159,6 +165,8 @@ def parse_health(doc: Any, what: str) -> Health:
             health = replace(health, path=path, status=_status(probe.get("status", "200-399"), what))
     elif kind == "image":
         health = replace(health, kind="running", from_image=True)  # resolved against the image later
+    elif kind == "notify":
+        health = replace(health, kind="notify")
     else:
         health = replace(health, min_healthy=1.0)
     changes: dict[str, Any] = {}

@@ -15,10 +15,10 @@ from typing import Any
 
 from berth import plan as plans
 from berth.containers.manager import Containers
-from berth.deployments import crash, records, traffic
+from berth.deployments import crash, monitor, records, traffic
 from berth.deployments import revision as rv
 from berth.deployments.freeze import Frozen, revision_specs
-from berth.deployments.gate import Watch, run_gate
+from berth.deployments.gate import Watch, not_ready, run_gate
 from berth.deployments.health import Health
 from berth.deployments.plan import (
     Running,
@@ -30,7 +30,7 @@ from berth.deployments.plan import (
     undo_target,
 )
 from berth.deployments.spec import DeploymentSpec
-from berth.errors import BerthError, Conflict, DeployFailed, NotFound
+from berth.errors import BerthError, Conflict, DeployFailed, NotFound, StartFailed
 from berth.network.ports import PortMapping
 from berth.plan import Action, Handler
 
@@ -68,7 +68,7 @@ class Deployments:
         names = [c for r in record["revisions"].values() for c in containers_of(r)]
         up = frozenset(c for c in names if self.containers.observe(c).running)
         holders = {k: c for k, (_, c) in state.get_ports().items()}
-        return Running(up, holders)  # type: ignore[arg-type]
+        return Running(up, holders, monitor.watching(self.containers.systemd, record["name"]))  # type: ignore[arg-type]
 
     def require(self, name: str) -> dict[str, Any]:
         record = records.get(name)
@@ -83,7 +83,8 @@ class Deployments:
             recovered = self._recover(record, check)
             running = self.running(record)
             _check_ports(record, frozen.content(), running)
-            target, actions = plan_deploy(record, frozen.hash, spec.settings(), running)
+            liveness = any(r.liveness is not None for r in frozen.roles)
+            target, actions = plan_deploy(record, frozen.hash, spec.settings(), running, liveness)
             outcome = Outcome(spec.name, target, actions, recovered=recovered)
             if check or not actions:
                 return outcome
@@ -119,10 +120,15 @@ class Deployments:
             record = records.get(name)
             if record is None:
                 return []
+            watched = monitor.watching(self.containers.systemd, name)
             actions = [
-                Action("prune-revision", f"{name}@{n}", {"revision": int(n), "force": True})
-                for n in sorted(record["revisions"], key=int)
-            ] + [Action("remove-deployment", name)]
+                *([Action("stop-monitor", name, {"revision": watched})] if watched is not None else []),
+                *(
+                    Action("prune-revision", f"{name}@{n}", {"revision": int(n), "force": True})
+                    for n in sorted(record["revisions"], key=int)
+                ),
+                Action("remove-deployment", name),
+            ]
             if check:
                 return actions
             outcome = Outcome(name, None, actions)
@@ -278,9 +284,23 @@ class Deployments:
             if r["state"] in (rv.CREATED, rv.RETIRED):
                 rv.advance(r, rv.STARTING)
                 write()
-            for container in containers_of(r):
-                if not c.observe(container).running:
+            for role in r["content"]["roles"]:
+                container = r["containers"][role["role"]]
+                if c.observe(container).running:
+                    continue
+                began = time.monotonic()
+                try:  # an `sdnotify: container` start returns once its READY=1 arrived
                     outcome.warnings += c.start(container).warnings
+                except StartFailed as exc:
+                    why = exc.details.get("not_ready")
+                    if role["health"]["kind"] != "notify" or not why or r["state"] != rv.STARTING:
+                        raise  # not the gate's to report (a recovery has no gate)
+                    result = not_ready(role["role"], container, why, time.monotonic() - began)
+                    r["health"] = {**result.to_json(), "at": rv.now()}
+                    write()
+                    raise DeployFailed(
+                        f"revision {r['number']} failed its health gate: {result.reason}", health=r["health"]
+                    ) from None
             crash.point("started")
 
         def gate(action: Action) -> None:
@@ -308,9 +328,13 @@ class Deployments:
                 rv.advance(r, rv.SWITCHING)  # the commit point
                 write()
                 crash.point("switching")
-            for role in r["content"]["roles"]:
-                for p in role["ports"]:
-                    traffic.move(PortMapping.from_json(p), r["containers"][role["role"]])
+            traffic.move_all(  # every port of the revision in one nftables transaction
+                [
+                    (PortMapping.from_json(p), r["containers"][role["role"]])
+                    for role in r["content"]["roles"]
+                    for p in role["ports"]
+                ]
+            )
             crash.point("switched")
             if r["state"] == rv.SWITCHING:
                 old = record["revisions"].get(str(record["current"]))
@@ -383,7 +407,14 @@ class Deployments:
             write()
 
         def remove_deployment(action: Action) -> None:
+            monitor.forget(name)
             records.store().delete(name)
+
+        def stop_monitor(action: Action) -> None:
+            monitor.stop(c.systemd, name)
+
+        def start_monitor(action: Action) -> None:
+            monitor.start(c.systemd, name, int(action.detail["revision"]))
 
         handlers: dict[str, Handler] = {
             "update-settings": update_settings,
@@ -397,6 +428,8 @@ class Deployments:
             "prune-revision": prune_revision,
             "close-operation": close_operation,
             "remove-deployment": remove_deployment,
+            "stop-monitor": stop_monitor,
+            "start-monitor": start_monitor,
         }
         return {k: timed(h) for k, h in handlers.items()}
 

@@ -20,6 +20,31 @@ from berth.plan import Action
 class Running:
     containers: frozenset[str]  # containers of this deployment whose process runs
     holders: dict[str, str | None]  # port key -> container holding it
+    monitor: int | None = None  # the revision a running liveness monitor watches
+
+
+def monitored(rev: dict[str, Any] | None) -> bool:
+    """Whether revision `rev` has a role with a liveness check (so a monitor must watch it)."""
+    return rev is not None and any(role.get("liveness") for role in rev["content"]["roles"])
+
+
+def _monitor(record: dict[str, Any], rev: dict[str, Any] | None, running: Running) -> list[Action]:
+    """Make the liveness monitor watch `rev` (the revision that serves), or nothing."""
+    name = record["name"]
+    actions = []
+    want = rev["number"] if rev is not None and monitored(rev) else None
+    if running.monitor is not None and running.monitor != want:
+        actions.append(Action("stop-monitor", name, {"revision": running.monitor}))
+    if want is not None and running.monitor != want:
+        actions.append(Action("start-monitor", f"{name}@{want}", {"revision": want}))
+    return actions
+
+
+def _stop_monitor(record: dict[str, Any], running: Running) -> list[Action]:
+    """Before an operation: no monitor may probe (and restart) what it is replacing."""
+    if running.monitor is None:
+        return []
+    return [Action("stop-monitor", record["name"], {"revision": running.monitor})]
 
 
 def containers_of(rev: dict[str, Any]) -> list[str]:
@@ -70,7 +95,11 @@ def _prune(record: dict[str, Any], target: int, keep: int) -> list[Action]:
 
 
 def plan_deploy(
-    record: dict[str, Any], content_hash: str, settings: dict[str, Any], running: Running
+    record: dict[str, Any],
+    content_hash: str,
+    settings: dict[str, Any],
+    running: Running,
+    liveness: bool = False,
 ) -> tuple[int | None, list[Action]]:
     """The target revision (None: nothing to do) and the actions that make it serve."""
     name = record["name"]
@@ -90,7 +119,7 @@ def plan_deploy(
     )
     target = reuse if reuse is not None else int(record["next"])
     t = f"{name}@{target}"
-    actions: list[Action] = []  # the settings are written with the operation
+    actions: list[Action] = _stop_monitor(record, running)  # the settings go with the operation
     if reuse is None:
         actions += [
             Action("create-revision", t, {"revision": target, "hash": content_hash}),
@@ -98,6 +127,8 @@ def plan_deploy(
         ]
     actions += _switch_to(record, target, current, settings, running, gate=True)
     actions += _prune(record, target, int(settings["keep"]))
+    if liveness:
+        actions.append(Action("start-monitor", t, {"revision": target}))
     return target, actions
 
 
@@ -147,7 +178,10 @@ def plan_rollback(
             return None, []
         return to, plan_recover(record, running)
     settings = {**record["settings"], "strategy": "start-first"}  # the current one keeps serving
-    return to, _switch_to(record, to, current, settings, running, gate=True)
+    actions = _stop_monitor(record, running) + _switch_to(record, to, current, settings, running, gate=True)
+    if monitored(target):
+        actions.append(Action("start-monitor", f"{record['name']}@{to}", {"revision": to}))
+    return to, actions
 
 
 def plan_recover(record: dict[str, Any], running: Running) -> list[Action]:
@@ -171,6 +205,7 @@ def plan_recover(record: dict[str, Any], running: Running) -> list[Action]:
                         {"revision": previous["number"], "drain": 0},
                     )
                 )
+            actions += _monitor(record, target, running)
             return [*actions, Action("close-operation", name, {"result": "completed", "recovered": True})]
         if target is not None and target is not previous:
             t = f"{name}@{target['number']}"
@@ -181,6 +216,7 @@ def plan_recover(record: dict[str, Any], running: Running) -> list[Action]:
                     Action("abandon-revision", t, {"revision": target["number"], "from": target["state"]})
                 )
         actions += _serve(record, previous, running)
+        actions += _monitor(record, previous, running)
         return [
             *actions,
             Action(
@@ -196,7 +232,7 @@ def plan_recover(record: dict[str, Any], running: Running) -> list[Action]:
             continue
         if any_running(r, running):
             actions.append(Action("stop-revision", f"{name}@{n}", {"revision": int(n), "drain": 0}))
-    return actions
+    return actions + _monitor(record, current, running)
 
 
 def _serve(record: dict[str, Any], rev: dict[str, Any] | None, running: Running) -> list[Action]:

@@ -14,12 +14,14 @@ the deployment; only the roles make up a revision's content.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from typing import Any
 
 from berth.containers.spec import ContainerSpec, parse_spec
 from berth.deployments.health import Health, parse_health, seconds
+from berth.deployments.liveness import Liveness, parse_liveness
 from berth.errors import InvalidInput
 from berth.network.ports import PortMapping, parse_ports
 
@@ -36,22 +38,26 @@ SETTINGS = ("name", "strategy", "keep", "drain", "slice", "containers")
 @dataclass(frozen=True)
 class Role:
     """One container of the app: its canonical container spec (name is a placeholder), its
-    service ports and its health gate."""
+    service ports, its health gate and its liveness check (kept running after the deploy)."""
 
     role: str
     spec: ContainerSpec
     ports: tuple[PortMapping, ...]
     health: Health
+    liveness: Liveness | None = None
 
     def to_json(self) -> dict[str, Any]:
         doc = self.spec.to_json()
         del doc["name"]
-        return {
+        out = {
             "role": self.role,
             "container": doc,
             "ports": [p.to_json() for p in self.ports],
             "health": self.health.to_json(),
         }
+        if self.liveness is not None:  # only when set: content hashes of older revisions stay put
+            out["liveness"] = self.liveness.to_json()
+        return out
 
 
 @dataclass(frozen=True)
@@ -88,7 +94,7 @@ def _role(name: str, doc: Any, i: int, slice_: str | None) -> Role:
         raise InvalidInput(f"{what}.role: {role!r} is not 1-20 lowercase letters, digits or '-'")
     if "name" in doc:
         raise InvalidInput(f"{what}: a role has no name; its containers are named <name>-<revision>-<role>")
-    body = {k: v for k, v in doc.items() if k not in ("role", "ports", "health")}
+    body = {k: v for k, v in doc.items() if k not in ("role", "ports", "health", "liveness")}
     ports = parse_ports(list(doc.get("ports") or []))
     if ports and body.get("network") in (None, "none") and not body.get("networks"):
         body["network"] = "bridge"  # service ports need an address to forward to
@@ -98,9 +104,15 @@ def _role(name: str, doc: Any, i: int, slice_: str | None) -> Role:
     body.setdefault("restart", "always")
     if slice_ and not body.get("slice"):
         body["slice"] = slice_
-    spec = parse_spec({**body, "name": container_name(name, 0, role)})
     health = parse_health(doc.get("health"), f"{what}.health")
-    return Role(role, spec, ports, health)
+    if health.kind == "notify":  # readiness is the app's READY=1: the start waits for it
+        if body.get("sdnotify", "container") != "container":
+            raise InvalidInput(f"{what}.health.notify needs sdnotify: container (or no sdnotify)")
+        body["sdnotify"] = "container"
+        body.setdefault("start_timeout", max(1, math.ceil(health.deadline)))
+    spec = parse_spec({**body, "name": container_name(name, 0, role)})
+    liveness = parse_liveness(doc.get("liveness"), health, f"{what}.liveness")
+    return Role(role, spec, ports, health, liveness)
 
 
 def parse_deployment(doc: Any, name: str | None = None) -> DeploymentSpec:

@@ -1,13 +1,15 @@
 """The seam to networking's traffic switch (berth.network.manager.Networks.switch).
 
 A deployment's service ports are published by no container spec: the deployment points each one
-at the container of the revision that serves, one nftables transaction per move. New connections
-go to the new container from that instant; established ones finish where they started.
+at the container of the revision that serves: all of a revision's ports in one nftables
+transaction, so no client sees one port on the new revision and another on the old. New
+connections go to the new container from that instant; established ones finish where they started.
 Everything the deployments need from networking goes through these few functions.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from berth.network.ports import PortMapping
@@ -31,3 +33,10 @@ def move(port: PortMapping, container: str) -> dict[str, Any]:
     from berth.network.manager import Networks
 
     return Networks().switch(switch_spec(port), container, port.container_port)
+
+
+def move_all(moves: Sequence[tuple[PortMapping, str]]) -> list[dict[str, Any]]:
+    """Point every `(port, container)` at once: one port table write, one nftables transaction."""
+    from berth.network.manager import Networks
+
+    return Networks().switch_many([(switch_spec(p), c, p.container_port) for p, c in moves])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from berth.deployments import monitor
 from berth.deployments.plan import port_key
 
 if TYPE_CHECKING:
@@ -60,6 +61,7 @@ def status(d: Deployments, name: str) -> dict[str, Any]:
         "settings": record.get("settings", {}),
         "kept": sorted(int(n) for n, r in record["revisions"].items() if r["state"] in ("active", "retired")),
         "last_event": (record.get("events") or [None])[-1],
+        "monitor": monitor.view(d.containers.systemd, name),
     }
 
 

@@ -6,8 +6,8 @@ check) the plan applied through the existing pull, build, import, tag, push and 
     {"name": REF, "state": "present"|"absent", "source": "pull"|"build"|"import"|"local",
      "force": bool, "platform": "OS/ARCH[/VARIANT]", "tags": [REF...],
      "registry": {"insecure", "ca_cert", "username", "password", "authfile", "retries"},
-     "build": {"context", "file", "args", "no_cache", "reproducible", "source_date_epoch"},
-     "import": {"path", "format", "changes", "source_date_epoch"},
+     "build": {"context", "file", "target", "args", "no_cache", "reproducible", "source_date_epoch"},
+     "import": {"path", "digest", "format", "changes", "source_date_epoch"},
      "push": {"destination"} | null}
 
 Idempotency: `pull` and `build` do nothing when NAME is already in the store unless `force`
@@ -15,6 +15,9 @@ Idempotency: `pull` and `build` do nothing when NAME is already in the store unl
 change only when NAME ends up naming another image); `import` commits only what the archive
 holds that the store lacks (a rootfs tarball's image is dated `source_date_epoch`, default 0,
 so the same tarball always gives the same image); `tags` and `push` change only what differs.
+An import may name the image its archive holds (`import.digest`: manifest digest or image ID):
+when the store has that image the archive is not read and need not exist, which is how the
+collection's action plugin copies an archive from the controller only to hosts that lack it.
 The password travels in this document (stdin), never on a command line, and is never echoed.
 """
 
@@ -25,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from berth.errors import Conflict, InvalidInput, NotFound
+from berth.images.digest import is_digest
 from berth.images.store import ImageRecord, ImageStore
 from berth.plan import Action
 
@@ -33,8 +37,8 @@ SOURCES = ("pull", "build", "import", "local")
 _TOP = {"name", "state", "source", "force", "platform", "tags", "registry", "build", "import", "push"}
 _SECTIONS: dict[str, set[str]] = {
     "registry": {"insecure", "ca_cert", "username", "password", "authfile", "retries"},
-    "build": {"context", "file", "args", "no_cache", "reproducible", "source_date_epoch"},
-    "import": {"path", "format", "changes", "source_date_epoch"},
+    "build": {"context", "file", "target", "args", "no_cache", "reproducible", "source_date_epoch"},
+    "import": {"path", "digest", "format", "changes", "source_date_epoch"},
     "push": {"destination"},
 }
 
@@ -95,8 +99,17 @@ def validate(doc: Any) -> dict[str, Any]:
         raise InvalidInput(f"image apply: source {source} conflicts with {given[0]}")
     if source == "build" and not _section(doc, "build").get("context"):
         raise InvalidInput("image apply: source build needs build.context")
-    if source == "import" and not _section(doc, "import").get("path"):
-        raise InvalidInput("image apply: source import needs import.path")
+    if source == "import":
+        spec = _section(doc, "import")
+        if not spec.get("path") and not spec.get("digest"):
+            raise InvalidInput("image apply: source import needs import.path (or import.digest)")
+        if spec.get("digest") is not None and not (
+            isinstance(spec["digest"], str) and is_digest(spec["digest"])
+        ):
+            raise InvalidInput("image apply: import.digest must be sha256:<64 hex digits>")
+    target = _section(doc, "build").get("target")
+    if target is not None and (not isinstance(target, str) or not target):
+        raise InvalidInput("image apply: build.target must be a stage name or index")
     tags = doc.get("tags") or []
     if not isinstance(tags, list) or not all(isinstance(t, str) and t for t in tags):
         raise InvalidInput("image apply: tags must be a list of image references")
@@ -188,9 +201,19 @@ def _import(store: ImageStore, doc: dict[str, Any], check: bool, outcome: ApplyO
     from berth.cli.image_cmd import _detect_format
 
     spec = _section(doc, "import")
-    path = Path(str(spec["path"]))
-    if not path.exists():
-        raise NotFound(f"import.path {path} does not exist on this host")
+    hint = spec.get("digest")
+    if hint:
+        known = store.find(hint)
+        if known is not None:  # the archive's image is here already: name it, read nothing
+            return _adopt(store, doc["name"], known, check, outcome)
+    path = Path(str(spec["path"])) if spec.get("path") else None
+    if path is None or not path.exists():
+        if hint and check:
+            # The archive is not on this host (yet); only its import can say what it adds.
+            outcome.planned.append(Action("import", doc["name"], {"image": hint}))
+            return None
+        where = f"import.path {path} does not exist on this host" if path else "no import.path"
+        raise NotFound(f"{where}" + (f", and the store has no image {hint}" if hint else ""))
     fmt = spec.get("format") or "auto"
     if fmt not in ("auto", "oci", "docker-archive", "rootfs"):
         raise InvalidInput(f"import.format {fmt!r} is not auto, oci, docker-archive or rootfs")
@@ -198,6 +221,12 @@ def _import(store: ImageStore, doc: dict[str, Any], check: bool, outcome: ApplyO
     changes = list(spec.get("changes") or [])
     if changes and fmt != "rootfs":
         raise InvalidInput("import.changes applies to rootfs tarballs only")
+    if hint:
+        held = archive_images(path, fmt)
+        if hint not in held:
+            raise InvalidInput(
+                f"{path} does not hold image {hint} (import.digest): it holds {', '.join(held) or 'none'}"
+            )
     tags = [doc["name"]]
     if fmt == "oci":
         from berth.images.oci_layout import import_layout
@@ -221,12 +250,58 @@ def _import(store: ImageStore, doc: dict[str, Any], check: bool, outcome: ApplyO
     return out.digests[0]
 
 
+def archive_images(path: Path, fmt: str) -> list[str]:
+    """What an `import.digest` may name in an archive, read without unpacking it.
+
+    An OCI layout: the digests its index.json lists. A docker-archive: its images' IDs (config
+    digests), for it has no manifest (the store writes one on import). A rootfs tarball has no
+    image before its import, so none.
+    """
+    import json
+
+    from berth.images import mediatypes as mt
+    from berth.images.archive import ArchiveSource
+    from berth.images.digest import sha256_bytes
+    from berth.images.docker_archive import _norm
+
+    if fmt not in ("oci", "docker-archive"):
+        return []
+    with ArchiveSource(path) as src:
+        try:
+            if fmt == "oci":
+                index = json.loads(src.read("index.json", mt.MAX_MANIFEST_BYTES))
+                return [str(m.get("digest")) for m in index.get("manifests") or [] if isinstance(m, dict)]
+            entries = json.loads(src.read("manifest.json", mt.MAX_MANIFEST_BYTES))
+            configs = [_norm(str(e.get("Config", ""))) for e in entries]
+            return [sha256_bytes(src.read(name, mt.MAX_CONFIG_BYTES)) for name in configs]
+        except (ValueError, AttributeError, TypeError) as exc:
+            raise InvalidInput(f"{path}: unreadable {fmt} index: {exc}") from exc
+
+
+def _adopt(store: ImageStore, name: str, record: ImageRecord, check: bool, outcome: ApplyOutcome) -> str:
+    """Point NAME at an image the store has (what an import of its archive would do)."""
+    from berth.images.reference import parse_reference
+
+    key = parse_reference(name).tagged
+    if store.tags().get(key) == record.digest:
+        return record.digest
+    action = Action("tag", key, {"digest": record.digest})
+    outcome.planned.append(action)
+    if not check:
+        with store.locked():
+            store.set_tag(key, record.digest)
+        outcome.applied.append(action)
+    return record.digest
+
+
 def _build(
     store: ImageStore, doc: dict[str, Any], before: ImageRecord | None, check: bool, outcome: ApplyOutcome
 ) -> str | None:
     spec = _section(doc, "build")
     name = doc["name"]
     detail = {"context": str(spec["context"]), "previous": before.digest if before else None}
+    if spec.get("target") is not None:
+        detail["target"] = str(spec["target"])
     if check:
         # RUN steps run containers, so the resulting digest is only known by building.
         outcome.planned.append(Action("build", name, detail))
@@ -250,6 +325,7 @@ def _build(
         epoch=spec.get("source_date_epoch"),
         no_cache=bool(spec.get("no_cache")),
         registry=_registry_options(doc, None),
+        target=str(spec["target"]) if spec.get("target") is not None else None,
     )
     out = build(store, options)
     outcome.warnings += out.warnings

@@ -8,10 +8,14 @@ Each step turns the build state (layers + config) into the next one. Metadata st
 config; COPY and ADD write one layer tar from the context (sorted, ownership applied, mtimes
 clamped when reproducible) which is also the step's content hash; RUN goes through `run_step`.
 Every step's result is cached under sha256(parent state, instruction, content hash), so an
-unchanged rebuild only re-hashes the copied files. The image is committed (record, then tags)
-only after the last step, under the store lock: an interrupted build leaves nothing visible.
-A build killed during a RUN step cannot remove its step container, so every build first removes
-those of builds that are gone (`run_step.reap_orphaned_steps`).
+unchanged rebuild only re-hashes the copied files. Heredocs are part of the instruction (hence of
+the key); `RUN <<EOF` runs the heredoc as BuildKit does (`_run_command`); `COPY <<EOF` and ADD of
+a URL write files the build makes itself (`_Inline`). A URL is downloaded by the builder (`fetch`)
+on every build unless `--checksum` names the content, which then is the key. The image is
+committed (record, then tags) only after the last step, under the store lock: an interrupted
+build leaves nothing visible. A build killed during a RUN step cannot remove its step
+container, so every build first removes those of builds that are gone
+(`run_step.reap_orphaned_steps`).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import hashlib
 import os
 import posixpath
 import re
+import shutil
 import stat
 import tarfile
 from collections.abc import Callable
@@ -30,9 +35,10 @@ from typing import Any
 
 from berth.errors import BerthError, InvalidInput, NotFound, Unsupported
 from berth.images import imageconfig as ic
-from berth.images.containerfile import Instruction, expand, parse, words
+from berth.images.containerfile import Heredoc, Instruction, expand, parse, parse_marker, words
 from berth.images.digest import chain_ids, sha256_bytes
 from berth.images.extract import ExtractPolicy, extract_layer
+from berth.images.fetch import Fetched, FetchLimits, fetch, file_name, is_url, parse_checksum, redact
 from berth.images.ignore import Ignore, load_ignore
 from berth.images.layers import dir_to_tar, info_for, pack_layer, tar_writer
 from berth.images.layerview import LayerView
@@ -71,6 +77,7 @@ class BuildOptions:
     no_cache: bool = False
     registry: RegistryOptions | None = None
     target: str | None = None  # the stage to stop at (default: the last one)
+    fetch_limits: FetchLimits = field(default_factory=FetchLimits)  # ADD URL: size cap, timeouts
 
 
 @dataclass
@@ -175,7 +182,7 @@ class _Builder:
 
     def _record(self, instr: Instruction, cached: bool) -> None:
         self.steps.append(
-            {"line": instr.line, "instruction": instr.text, "cached": cached, "stage": self.stage}
+            {"line": instr.line, "instruction": _shown(instr), "cached": cached, "stage": self.stage}
         )
 
     def _stage(self, stage: Stage, results: dict[int, State]) -> State:
@@ -252,7 +259,11 @@ class _Builder:
     ) -> State:
         content = ""
         copy_tar: Path | None = None
-        if instr.keyword in ("COPY", "ADD"):
+        # ADD --checksum: the checksum names the content, so a cached step needs no download.
+        pinned = instr.keyword == "ADD" and "checksum" in instr.flags
+        if pinned:
+            content = self._pinned_content(state, instr)
+        elif instr.keyword in ("COPY", "ADD"):
             copy_tar, content = self._copy_tar(state, instr, source, results)
         elif instr.keyword == "RUN":
             used = sorted(self.args.items())
@@ -261,15 +272,20 @@ class _Builder:
         cached = None if self.options.no_cache else self._cached(key)
         if cached is not None:
             if copy_tar is not None:
-                copy_tar.unlink()
+                _remove(copy_tar.parent)
             self._record(instr, cached=True)
             return cached
+        if pinned:
+            copy_tar, _ = self._copy_tar(state, instr, source, results)
         if instr.keyword in ic.METADATA:
             config = ic.apply_metadata(state.config, instr, self._variables(state))
             new = State(state.layers, ic.add_history(config, self.created, instr.text))
         elif copy_tar is not None:
-            new = self._add_layer(state, instr, lambda tf: _append_tar(tf, copy_tar))
-            copy_tar.unlink()
+            tar = copy_tar
+            try:
+                new = self._add_layer(state, instr, lambda tf: _append_tar(tf, tar))
+            finally:
+                _remove(tar.parent)
         elif instr.keyword == "RUN":
             new = self._run(state, instr)
         else:
@@ -297,15 +313,15 @@ class _Builder:
         parent = state.layers[-1]["chain_id"] if state.layers else None
         self.store.unpack_layer(desc["digest"], desc["diff_id"], chain, parent)
         layer = {**desc, "chain_id": chain}
-        config = ic.add_layer(state.config, desc["diff_id"], self.created, instr.text)
+        config = ic.add_layer(state.config, desc["diff_id"], self.created, _shown(instr))
         return State([*state.layers, layer], config)
 
     # -- RUN -------------------------------------------------------------------------------------
     def _run(self, state: State, instr: Instruction) -> State:
         c = state.config.get("config", {})
-        command = instr.json_args if instr.json_args is not None else [*ic.shell_of(state.config), instr.args]
         upper = self.store.scratch_dir("run-")
         (upper / "diff").mkdir()
+        command, mounts = self._run_command(state, instr, upper)
         env = {**self.args, **ic.env_map(state.config)}
         self.run_step(
             [self.store.layer_dir(x["chain_id"]) for x in state.layers],
@@ -315,22 +331,47 @@ class _Builder:
             c.get("WorkingDir") or "/",
             c.get("User") or "root",
             instr.flags.get("network") == "host",
+            mounts,
         )
-        return self._add_layer(state, instr, lambda tf: dir_to_tar(upper / "diff", tf, self.epoch))
+        try:
+            return self._add_layer(state, instr, lambda tf: dir_to_tar(upper / "diff", tf, self.epoch))
+        finally:
+            _remove(upper)
+
+    def _run_command(
+        self, state: State, instr: Instruction, work: Path
+    ) -> tuple[list[str], list[tuple[str, str]]]:
+        """The step's argv and read-only binds (host dir, container path), as BuildKit runs heredocs.
+
+        `RUN <<EOF` alone: the heredoc is the shell script, or, if it starts with `#!`, a file
+        (bound at /dev/pipes/NAME) run as the program. Any other line with heredocs goes to the
+        shell whole, bodies and terminators included, so the shell reads them (quoting, `<<-`).
+        """
+        if instr.json_args is not None:
+            return list(instr.json_args), []
+        shell = ic.shell_of(state.config)
+        if not instr.heredocs:
+            return [*shell, instr.args], []
+        marker = parse_marker(instr.args.strip())
+        if len(instr.heredocs) == 1 and marker is not None and marker[0] is not None:
+            doc = instr.heredocs[0]
+            if not doc.data.startswith("#!"):
+                return [*shell, doc.data], []
+            if "/" in doc.name or doc.name in (".", ".."):
+                raise instr.error(f"heredoc name {doc.name!r} cannot name a script file")
+            pipes = work / "pipes"
+            pipes.mkdir(mode=0o755)
+            os.chmod(pipes, 0o755)
+            script = pipes / doc.name
+            script.write_text(doc.data, encoding="utf-8")
+            os.chmod(script, 0o755)
+            return [f"/dev/pipes/{doc.name}"], [(str(pipes), "/dev/pipes")]
+        full = instr.args + "".join(f"\n{h.content}{h.name}" for h in instr.heredocs)
+        return [*shell, full], []
 
     # -- COPY / ADD ------------------------------------------------------------------------------
-    def _copy_tar(
-        self, state: State, instr: Instruction, source: Source | None, results: dict[int, State]
-    ) -> tuple[Path, str]:
-        """Write the step's layer tar to scratch; its sha256 is the step's content hash.
-
-        With --from, the hash also covers the identity of what is copied from (the stage's top
-        layer, the image's digest), so a changed stage always invalidates the copy.
-        """
-        tree: StageTree | None = None
-        identity = what = ""
-        if source is not None:
-            tree, identity, what = self._source_tree(instr, source, results)
+    def _items(self, state: State, instr: Instruction) -> tuple[list[str | Heredoc], str]:
+        """The sources (paths, URLs, heredocs) and the destination of a COPY or ADD, expanded."""
         variables = self._variables(state)
         items = (
             list(instr.json_args)
@@ -341,7 +382,54 @@ class _Builder:
             items = [expand(x, variables) for x in items]
         if len(items) < 2:
             raise instr.error("needs at least one source and a destination")
-        *sources, dest = items
+        *raw, dest = items
+        docs = list(instr.heredocs)
+        sources: list[str | Heredoc] = []
+        for src in raw:
+            # A heredoc's word, as word splitting left it: `<<"a.txt"` is `<<a.txt` by now.
+            if docs and src == f"<<{'-' if docs[0].chomp else ''}{docs[0].name}":
+                sources.append(docs.pop(0))
+            else:
+                sources.append(src)
+        if docs:
+            raise instr.error(f"heredoc <<{docs[0].name} is not a source (the last word is the destination)")
+        return sources, dest
+
+    def _pinned_content(self, state: State, instr: Instruction) -> str:
+        """ADD --checksum: the step's content hash from the URL and checksum alone (no download)."""
+        sources, dest = self._items(state, instr)
+        if len(sources) != 1 or not isinstance(sources[0], str) or not is_url(sources[0]):
+            raise instr.error("--checksum needs exactly one source, an http:// or https:// URL")
+        try:
+            algo, hexdigest = parse_checksum(instr.flags["checksum"])
+        except InvalidInput as exc:
+            raise instr.error(exc.message) from None
+        return sha256_bytes(canonical_json(["url", sources[0], f"{algo}:{hexdigest}", dest]))
+
+    def _copy_tar(
+        self, state: State, instr: Instruction, source: Source | None, results: dict[int, State]
+    ) -> tuple[Path, str]:
+        """Write the step's layer tar to scratch; its sha256 is the step's content hash.
+
+        With --from, the hash also covers the identity of what is copied from (the stage's top
+        layer, the image's digest), so a changed stage always invalidates the copy. The tar lives
+        in a scratch directory of its own (with any download): the caller removes it.
+        """
+        work = self.store.scratch_dir("copy-")
+        try:
+            return self._write_copy_tar(state, instr, source, results, work)
+        except BaseException:
+            _remove(work)
+            raise
+
+    def _write_copy_tar(
+        self, state: State, instr: Instruction, source: Source | None, results: dict[int, State], work: Path
+    ) -> tuple[Path, str]:
+        tree: StageTree | None = None
+        identity = what = ""
+        if source is not None:
+            tree, identity, what = self._source_tree(instr, source, results)
+        sources, dest = self._items(state, instr)
         workdir = state.config.get("config", {}).get("WorkingDir") or "/"
         dest_abs = posixpath.normpath(posixpath.join(workdir, dest))
         owner = self._owner(state, instr) if tree is None or "chown" in instr.flags else None
@@ -350,19 +438,43 @@ class _Builder:
             if not re.fullmatch(r"[0-7]{3,4}", instr.flags["chmod"]):
                 raise instr.error(f"invalid --chmod {instr.flags['chmod']!r}")
             mode = int(instr.flags["chmod"], 8)
-        # (source, its name, whether it is a directory): a context path or a path in the stage.
-        matches: list[tuple[Path | str, str, bool]] = []
-        for src in sources:
-            if re.match(r"^[a-z]+://", src):
-                raise Unsupported(f"{instr.source}:{instr.line}: {instr.keyword} from a URL is not supported")
+        variables = self._variables(state)
+        # (source, its name, whether it is a directory): a context path, a path in the stage, or a
+        # file the build writes itself (a heredoc, a download).
+        matches: list[tuple[Path | str | _Inline, str, bool]] = []
+        for n, src in enumerate(sources):
+            if isinstance(src, Heredoc):
+                if tree is not None:
+                    raise instr.error("a heredoc cannot be a source together with --from")
+                data = expand(src.data, variables) if src.expand else src.data
+                path = work / f"heredoc-{n}"
+                path.write_bytes(data.encode("utf-8"))
+                mtime = self.epoch if self.epoch is not None else 0
+                matches.append((_Inline(path, 0o644, mtime), src.name, False))
+                continue
+            if is_url(src):
+                if instr.keyword != "ADD" or tree is not None:
+                    raise instr.error(
+                        f"cannot copy from the URL {redact(src)}: only ADD (without --from) fetches URLs"
+                    )
+                if not re.match(r"^https?://", src, re.IGNORECASE):
+                    raise Unsupported(
+                        f"{instr.source}:{instr.line}: ADD: {redact(src)}: only http:// and https:// URLs "
+                        "are supported",
+                        line=instr.line,
+                    )
+                got = self._fetch(instr, src, work / f"url-{n}")
+                mtime = self.epoch if self.epoch is not None else (got.mtime or 0)
+                matches.append((_Inline(got.path, 0o600, mtime), file_name(src), False))
+                continue
             if tree is not None:
                 found_in = tree.match(src)
                 if not found_in:
                     raise instr.error(f"source {src!r} not found in {what}")
-                for path in found_in:
-                    st = tree.lstat_path(path)
-                    is_dir = path == "/" or (st is not None and stat.S_ISDIR(st.st_mode))
-                    matches.append((path, posixpath.basename(path), is_dir))
+                for path_in in found_in:
+                    st = tree.lstat_path(path_in)
+                    is_dir = path_in == "/" or (st is not None and stat.S_ISDIR(st.st_mode))
+                    matches.append((path_in, posixpath.basename(path_in), is_dir))
                 continue
             found = self._match(instr, src)
             if not found:
@@ -373,7 +485,6 @@ class _Builder:
         dest_is_dir = dest.endswith("/") or len(matches) > 1 or dest_abs == "/"
         view = LayerView([self.store.layer_dir(x["chain_id"]) for x in state.layers])
         real_dest = view.resolve(dest_abs)
-        work = self.store.scratch_dir("copy-")
         out = work / "layer.tar"
         h = hashlib.sha256()
 
@@ -387,11 +498,15 @@ class _Builder:
 
         existing = view.lstat(real_dest)
         dest_exists_as_dir = existing is not None and stat.S_ISDIR(existing.st_mode)
-        entries: list[tuple[str, Path | str, bool]] = []
+        entries: list[tuple[str, Path | str | _Inline, bool]] = []
         for match, name, is_dir in matches:
-            if is_dir:
+            # A local archive ADD unpacks is a directory's content: it goes into the destination.
+            if is_dir or (instr.keyword == "ADD" and isinstance(match, Path) and _is_archive(match)):
                 entries.append((real_dest, match, True))
             elif dest_is_dir or dest_exists_as_dir:
+                if isinstance(match, _Inline) and (not name or "/" in name or name in (".", "..")):
+                    why = f"a file cannot be named {name!r}" if name else "the URL has no file name"
+                    raise instr.error(f"cannot put the file in the directory {dest}: {why}; give a file path")
                 entries.append((posixpath.join(real_dest, name), match, False))
             else:
                 entries.append((real_dest, match, False))
@@ -401,7 +516,9 @@ class _Builder:
                 self._parents(tf, view, target if is_dir else posixpath.dirname(target), written)
             links: dict[tuple[int, int], str] = {}
             for target, item, _ in entries:
-                if isinstance(item, str):
+                if isinstance(item, _Inline):
+                    _add_inline(tf, item, target, owner or (0, 0), mode, written)
+                elif isinstance(item, str):
                     assert tree is not None
                     tree.add_tree(tf, item, target, owner, mode, self.epoch, written, links)
                 elif instr.keyword == "ADD" and _is_archive(item):
@@ -413,6 +530,13 @@ class _Builder:
         if identity:
             content = sha256_bytes(canonical_json([identity, content]))
         return out, content
+
+    def _fetch(self, instr: Instruction, url: str, dest: Path) -> Fetched:
+        """Download for ADD; every failure names the Containerfile line."""
+        try:
+            return fetch(url, dest, self.options.fetch_limits, instr.flags.get("checksum"))
+        except BerthError as exc:
+            raise type(exc)(f"{instr.source}:{instr.line}: ADD: {exc.message}", **exc.details) from None
 
     def _source_tree(
         self, instr: Instruction, source: Source, results: dict[int, State]
@@ -531,11 +655,55 @@ class _Builder:
     def _add_archive(self, tf: tarfile.TarFile, src: Path, target: str, written: set[str]) -> None:
         """ADD of a local tar: unpacked (safely, under a dir handle), then added under `target`."""
         work = self.store.scratch_dir("add-")
-        policy = ExtractPolicy(whiteouts=False, devices="skip")
-        with open(src, "rb") as fh:
-            extract_layer(fh, work, policy)
-        prefix = target.lstrip("/")
-        dir_to_tar(work, tf, self.epoch, prefix=f"{prefix}/" if prefix else "")
+        try:
+            policy = ExtractPolicy(whiteouts=False, devices="skip")
+            with open(src, "rb") as fh:
+                extract_layer(fh, work, policy)
+            prefix = target.lstrip("/")
+            dir_to_tar(work, tf, self.epoch, prefix=f"{prefix}/" if prefix else "")
+        finally:
+            _remove(work)
+
+
+@dataclass(frozen=True)
+class _Inline:
+    """A file the build writes itself (a heredoc, a download): its default mode and its mtime."""
+
+    path: Path
+    mode: int
+    mtime: int
+
+
+def _add_inline(
+    tf: tarfile.TarFile,
+    item: _Inline,
+    target: str,
+    owner: tuple[int, int],
+    mode: int | None,
+    written: set[str],
+) -> None:
+    arc = target.lstrip("/")
+    info = tarfile.TarInfo(arc)
+    info.size = item.path.stat().st_size
+    info.mode = item.mode if mode is None else mode
+    info.uid, info.gid = owner
+    info.uname = info.gname = ""
+    info.mtime = item.mtime
+    with open(item.path, "rb") as fh:
+        tf.addfile(info, fh)
+    written.add(arc)
+
+
+_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/@\s]*@")
+
+
+def _shown(instr: Instruction) -> str:
+    """The instruction as history and step output show it: URLs without their credentials."""
+    return _USERINFO.sub(r"\1***@", instr.text)
+
+
+def _remove(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)
 
 
 def _append_tar(tf: tarfile.TarFile, path: Path) -> None:

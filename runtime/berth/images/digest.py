@@ -24,7 +24,11 @@ def parse_digest(value: object, what: str = "digest") -> str:
     if _DIGEST.fullmatch(value):
         return value
     if _ANY_DIGEST.fullmatch(value) and not value.startswith("sha256:"):
-        raise InvalidInput(f"{what} {value!r} uses an unsupported algorithm (only sha256)")
+        algorithm = value.partition(":")[0]
+        known = "registered by the OCI spec" if algorithm == "sha512" else "unknown to the OCI spec"
+        raise InvalidInput(
+            f"{what} {value!r} uses an unsupported algorithm {algorithm!r} ({known}; Berth takes sha256 only)"
+        )
     raise InvalidInput(f"{what} {value!r} is not a valid sha256 digest (sha256: and 64 lowercase hex)")
 
 

@@ -2,8 +2,13 @@
 
 Prune keeps what any kept image references (manifest, config, layer blobs, unpacked layers along
 its chain) and what a holder registered through `ImageStore.register_use` (containers, kept
-deployment revisions). Verify re-hashes every blob and checks that every record points at content
-that is there; with repair it removes what is broken so that the next pull or import re-fetches it.
+deployment revisions). The build cache is a user too: its entries keep their layers (those of
+intermediate stages included) until a prune that asks for it (`build_cache`, as `podman image
+prune --build-cache` / `buildah prune`), so removing one image never costs another build its
+cache. Only entries that are broken already (a layer gone) go on every prune.
+
+Verify re-hashes every blob and checks that every record points at content that is there; with
+repair it removes what is broken so that the next pull or import re-fetches it.
 """
 
 from __future__ import annotations
@@ -43,8 +48,11 @@ def observe(store: ImageStore) -> Observed:
     )
 
 
-def plan_prune(observed: Observed, all_images: bool = False, images: bool = True) -> list[Action]:
-    """What prune removes. `images=False` keeps every image (used after `rm`: content only)."""
+def plan_prune(
+    observed: Observed, all_images: bool = False, images: bool = True, build_cache: bool = False
+) -> list[Action]:
+    """What prune removes. `images=False` keeps every image (used after `rm`: content only);
+    `build_cache` (implied by `all_images`) removes the whole build cache."""
     used_images = {d for u in observed.uses.values() for d in u.get("images", [])}
     used_layers = {c for u in observed.uses.values() for c in u.get("layers", [])}
     tagged = set(observed.tags.values())
@@ -64,10 +72,16 @@ def plan_prune(observed: Observed, all_images: bool = False, images: bool = True
     for record in kept:
         blobs.update([record.digest, record.config, *(layer["digest"] for layer in record.layers)])
         layers.update(record.chain_ids)
+    present_blobs, present_layers = set(observed.blobs), set(observed.layers)
     for key, entry in sorted(observed.cache.items()):
         needs = {layer["digest"] for layer in entry.get("layers", [])}
-        if all_images or not needs <= blobs:
-            actions.append(Action("remove-cache", key))
+        chains = {layer["chain_id"] for layer in entry.get("layers", [])}
+        broken = not (needs <= present_blobs and chains <= present_layers)
+        if build_cache or all_images or broken:
+            actions.append(Action("remove-cache", key, {"reason": "broken" if broken else "build-cache"}))
+        else:
+            blobs |= needs
+            layers |= chains
     for name in observed.tmp:
         actions.append(Action("remove-tmp", name))
     for chain in observed.layers:
@@ -80,10 +94,14 @@ def plan_prune(observed: Observed, all_images: bool = False, images: bool = True
 
 
 def prune(
-    store: ImageStore, all_images: bool = False, check: bool = False, images: bool = True
+    store: ImageStore,
+    all_images: bool = False,
+    check: bool = False,
+    images: bool = True,
+    build_cache: bool = False,
 ) -> list[Action]:
     """Plan and (unless `check`) apply a prune; the caller holds the store lock when applying."""
-    actions = plan_prune(observe(store), all_images, images)
+    actions = plan_prune(observe(store), all_images, images, build_cache)
     if check:
         return actions
     handlers = {

@@ -1,4 +1,9 @@
-"""`berth image push`: upload what the registry lacks (HEAD first), then the manifest."""
+"""`berth image push`: upload what the registry lacks (HEAD first), then the manifest.
+
+A blob the registry already has in another repository (the image was pulled from there: its
+record's repo digests say so) is mounted across repositories instead of uploaded. Every call
+asks for the same push scope, so one bearer token serves the whole push.
+"""
 
 from __future__ import annotations
 
@@ -41,8 +46,9 @@ def push(
             manifest_bytes = store.read_blob(record.digest)
             manifest = store.manifest(record)
             actions: list[Action] = []
+            scope = f"repository:{ref.repository}:pull,push"
             for desc in [*manifest.layers, manifest.config]:
-                if client.blob_exists(ref.repository, desc.digest) is None:
+                if client.blob_exists(ref.repository, desc.digest, scope) is None:
                     actions.append(Action("upload-blob", desc.digest, {"size": desc.size}))
             reference = ref.digest or ref.tag or "latest"
             actions.append(Action("put-manifest", f"{ref.name}:{reference}", {"digest": record.digest}))
@@ -50,20 +56,40 @@ def push(
             if check:
                 return outcome
             sizes = {d.digest: d.size for d in [*manifest.layers, manifest.config]}
+            sources = _mount_sources(record.repo_digests, ref.registry, ref.repository)
+            hows: dict[str, str] = {}  # digest -> uploaded, chunked, mounted or exists
 
             def upload(action: Action) -> None:
                 digest, size = action.target, sizes[action.target]
                 advance = progress.task(f"push {digest[7:19]}", size)
-                client.upload_blob(
-                    ref.repository, digest, size, lambda: store.iter_blob(digest, size), advance
+                how = client.upload_blob(
+                    ref.repository, digest, size, lambda: store.iter_blob(digest, size), advance, sources
                 )
+                hows[digest] = how
 
             def put_manifest(_: Action) -> None:
                 got = client.put_manifest(ref.repository, reference, manifest_bytes, record.media_type)
                 if got and got != record.digest:
                     raise IntegrityError(f"registry computed manifest digest {got}, expected {record.digest}")
 
-            outcome.applied = plans.apply(actions, {"upload-blob": upload, "put-manifest": put_manifest})
+            applied = plans.apply(actions, {"upload-blob": upload, "put-manifest": put_manifest})
+            outcome.applied = [
+                Action(a.kind, a.target, {**a.detail, "how": hows[a.target]}) if a.target in hows else a
+                for a in applied
+            ]
             return outcome
     finally:
         client.close()
+
+
+def _mount_sources(repo_digests: list[str], registry: str, repository: str) -> list[str]:
+    """Repositories of the same registry the image came from: blobs can be mounted from them."""
+    out = []
+    for item in repo_digests:
+        try:
+            other = parse_reference(item)
+        except InvalidInput:
+            continue
+        if other.registry == registry and other.repository != repository:
+            out.append(other.repository)
+    return list(dict.fromkeys(out))

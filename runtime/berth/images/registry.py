@@ -1,10 +1,14 @@
 """A client of the OCI distribution API over http.client: manifests and blobs, up and down.
 
 Auth is negotiated from the registry's 401 challenge (anonymous first; Basic; Bearer tokens from the
-realm it names, cached per scope). Transient failures (connection cut, stall, 429, 5xx) are retried
-with exponential backoff; redirects are followed a bounded number of times, dropping credentials
-when they lead to another host. Credentials live only in memory: `Credentials.__repr__` masks them
-and no message built here includes them.
+realm it names, one token per scope, reused until the registry refuses it). Transient failures
+(connection cut, stall, 429, 5xx) are retried with exponential backoff. `timeout` bounds each wait
+for the registry (connect, an answer, the next bytes of a body) and also the whole download of a
+small document (manifest, token), so a registry that stalls or drips fails in bounded time.
+Redirects are followed at most MAX_REDIRECTS times and never in a loop, dropping credentials when
+they lead to another host. A response whose Content-Length is larger than what it may be (the
+manifest cap, a blob's descriptor size) is refused before its body is read. Credentials and tokens
+live only in memory: `Credentials.__repr__` masks them and no message built here includes them.
 """
 
 from __future__ import annotations
@@ -20,8 +24,9 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from berth.errors import BerthError, InvalidInput, NotFound, PermissionDenied, RegistryError
+from berth.errors import BerthError, IntegrityError, InvalidInput, NotFound, PermissionDenied, RegistryError
 from berth.images import mediatypes as mt
+from berth.images.digest import parse_digest, sha256_bytes
 
 RETRY_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 MAX_REDIRECTS = 5
@@ -61,25 +66,57 @@ class _Response:
         self.raw = resp
         self.status = resp.status
         self.url = url
+        self.body = b""  # the whole body, once read by `RegistryClient._document`
 
     def header(self, name: str) -> str | None:
         return self.raw.getheader(name)
 
-    def read(self, limit: int | None = None) -> bytes:
-        if limit is None:
+    def length(self) -> int | None:
+        value = (self.header("Content-Length") or "").strip()
+        return int(value) if value.isdigit() else None
+
+    def read(self, limit: int | None = None, deadline: float | None = None, what: str = "response") -> bytes:
+        """The whole body; with `limit`, refuse a bigger one; with `deadline`, refuse a slow one."""
+        if limit is None and deadline is None:
             return self.raw.read()
-        data = self.raw.read(limit + 1)
-        if len(data) > limit:
+        length = self.length()
+        if limit is not None and length is not None and length > limit:
             self.raw.close()
-            raise InvalidInput(f"registry response from {self.url} is larger than {limit} bytes")
-        return data
+            raise InvalidInput(
+                f"{what} from {_safe(self.url)} is {length} bytes: larger than the {_size(limit)} cap"
+            )
+        parts: list[bytes] = []
+        total = 0
+        while chunk := self.raw.read1(_CHUNK):
+            total += len(chunk)
+            if limit is not None and total > limit:
+                self.raw.close()
+                raise InvalidInput(f"{what} from {_safe(self.url)} is larger than the {_size(limit)} cap")
+            if deadline is not None and time.monotonic() > deadline:
+                self.raw.close()
+                raise _Drip(f"{what} still incomplete after {total} bytes: the registry drips it too slowly")
+            parts.append(chunk)
+        self.raw.read()  # at the end: marks the response done, so the connection can serve the next
+        if length is not None and total < length:
+            raise http.client.IncompleteRead(b"", length - total)  # cut short: retried like any cut
+        return b"".join(parts)
 
     def chunks(self) -> Iterator[bytes]:
+        """The body in pieces; a connection cut before Content-Length bytes is an IncompleteRead
+        (http.client would just end the body early), so it is retried like any cut."""
+        expected, total = self.length(), 0
         while chunk := self.raw.read(_CHUNK):
+            total += len(chunk)
             yield chunk
+        if expected is not None and total < expected:
+            raise http.client.IncompleteRead(b"", expected - total)
 
     def close(self) -> None:
         self.raw.close()
+
+
+class _Drip(TimeoutError):
+    """Bytes keep coming, too slowly to finish a small document within the timeout."""
 
 
 Body = bytes | Callable[[], Iterable[bytes]] | None
@@ -127,12 +164,18 @@ class RegistryClient:
         return f"{self.scheme}://{self.registry}{path}"
 
     def _send(self, method: str, url: str, headers: dict[str, str], body: Body) -> _Response:
+        seen: set[str] = set()
         for _ in range(MAX_REDIRECTS + 1):
+            if url in seen:
+                raise RegistryError(
+                    f"registry redirects in a loop (back to {_safe(url)})", registry=self.registry
+                )
+            seen.add(url)
             parts = urllib.parse.urlsplit(url)
             if parts.scheme not in ("http", "https"):
                 raise RegistryError(f"registry redirected to an unsupported URL scheme {parts.scheme!r}")
             if parts.scheme == "http" and not self.options.insecure:
-                raise RegistryError("registry redirected to plain http; use --insecure to allow it")
+                raise RegistryError(f"refusing plain http to {_safe(url)}: use --insecure to allow it")
             conn = self._conn(parts.scheme, parts.netloc)
             target = parts.path + (f"?{parts.query}" if parts.query else "")
             payload: Any = body() if callable(body) else body
@@ -143,7 +186,10 @@ class RegistryClient:
                 self._drop(parts.scheme, parts.netloc)
                 raise
             if resp.status in (301, 302, 303, 307, 308) and resp.getheader("Location"):
-                resp.read()
+                try:
+                    _Response(resp, url).read(64 << 10, self._deadline(), "redirect")
+                except (BerthError, OSError, http.client.HTTPException):
+                    self._drop(parts.scheme, parts.netloc)
                 new = urllib.parse.urljoin(url, resp.getheader("Location") or "")
                 if urllib.parse.urlsplit(new).netloc != parts.netloc:
                     headers = {k: v for k, v in headers.items() if k.lower() != "authorization"}
@@ -155,7 +201,7 @@ class RegistryClient:
                 # Read by the caller, then the connection is gone: reconnect next time.
                 self._conns.pop((parts.scheme, parts.netloc), None)
             return _Response(resp, url)
-        raise RegistryError(f"registry redirected more than {MAX_REDIRECTS} times (a redirect loop?)")
+        raise RegistryError(f"registry redirected more than {MAX_REDIRECTS} times", registry=self.registry)
 
     def request(
         self,
@@ -171,39 +217,57 @@ class RegistryClient:
         authed = False
         delay = self.options.backoff
         last: str = ""
-        for attempt in range(self.options.retries + 1):
+        attempt = 0
+        while attempt <= self.options.retries:
             hdrs = dict(headers or {})
             if scope in self._auth:
                 hdrs["Authorization"] = self._auth[scope]
             try:
                 resp = self._send(method, url, hdrs, body)
+            except TimeoutError:
+                last = self._stalled()
             except (OSError, http.client.HTTPException) as exc:
                 last = f"{type(exc).__name__}: {exc}"
             else:
                 if resp.status == 401 and not authed:
                     challenge = resp.header("WWW-Authenticate") or ""
-                    resp.read()
+                    self._discard(resp)
                     self._authenticate(challenge, scope)
                     authed = True
-                    continue
+                    continue  # answering a challenge is no failed attempt
                 if resp.status in ok:
                     return resp
                 if resp.status not in RETRY_STATUS:
                     raise self._error(method, url, resp)
                 last = f"HTTP {resp.status}"
-                resp.read()
+                self._discard(resp)
             if attempt < self.options.retries:
                 time.sleep(delay)
                 delay *= 2
+            attempt += 1
         raise RegistryError(
-            f"{method} {_safe(url)} failed after {self.options.retries + 1} attempts: {last}",
+            f"{method} {_safe(url)} failed after {_attempts(self.options.retries + 1)}: {last}",
             registry=self.registry,
         )
 
+    def _stalled(self) -> str:
+        return f"the registry sent nothing for {self.options.timeout:g} s (it stalls)"
+
+    def _deadline(self) -> float:
+        return time.monotonic() + self.options.timeout
+
+    def _discard(self, resp: _Response) -> None:
+        """Read a body nobody needs (bounded): on a kept-alive connection it must not linger."""
+        try:
+            resp.read(64 << 10, self._deadline())
+        except (BerthError, OSError, http.client.HTTPException):
+            self.close()
+
     def _error(self, method: str, url: str, resp: _Response) -> BerthError:
         try:
-            body = resp.read(64 << 10)
-        except BerthError:
+            body = resp.read(64 << 10, self._deadline(), "error answer")
+        except (BerthError, OSError, http.client.HTTPException):
+            self.close()
             body = b""
         detail = ""
         try:
@@ -211,8 +275,12 @@ class RegistryClient:
             detail = "; ".join(f"{e.get('code')}: {e.get('message')}" for e in errors if isinstance(e, dict))
         except (ValueError, AttributeError):
             pass
-        message = f"{method} {_safe(url)}: HTTP {resp.status}" + (f" ({detail})" if detail else "")
+        message = f"{method} {_safe(url)}: HTTP {resp.status}" + (f" ({detail[:500]})" if detail else "")
         if resp.status == 401:
+            if self.options.credentials is None:
+                return PermissionDenied(
+                    f"registry refused anonymous access (give credentials): {message}", registry=self.registry
+                )
             return PermissionDenied(f"registry refused the credentials: {message}", registry=self.registry)
         if resp.status == 403:
             return PermissionDenied(message, registry=self.registry)
@@ -220,8 +288,37 @@ class RegistryClient:
             return NotFound(message, registry=self.registry)
         return RegistryError(message, registry=self.registry, status=resp.status)
 
+    def _document(self, path: str, scope: str, headers: dict[str, str], limit: int, what: str) -> _Response:
+        """GET a small document whole (bounded size and time), retried like any request."""
+        delay = self.options.backoff
+        for attempt in range(self.options.retries + 1):
+            resp = self.request("GET", path, scope, headers=headers)
+            try:
+                resp.body = resp.read(limit, self._deadline(), what)
+                return resp
+            except _Drip as exc:
+                last = str(exc)
+            except TimeoutError:
+                last = self._stalled()
+            except (OSError, http.client.HTTPException) as exc:
+                last = f"{type(exc).__name__}: {exc}"
+            self.close()
+            if attempt < self.options.retries:
+                time.sleep(delay)
+                delay *= 2
+        raise RegistryError(
+            f"GET {_safe(self.url(path))} failed after {_attempts(self.options.retries + 1)}: {last}",
+            registry=self.registry,
+        )
+
     # -- auth ------------------------------------------------------------------------------------
     def _authenticate(self, challenge: str, scope: str) -> None:
+        """Answer a 401 challenge: Basic from the credentials, or a token from the Bearer realm.
+
+        The token is asked for every scope the challenge names (a cross-repo mount names two),
+        with the credentials if there are any (anonymous otherwise: pull-only tokens), and it is
+        kept for `scope` so later requests of the same kind reuse it.
+        """
         scheme, params = _parse_challenge(challenge)
         creds = self.options.credentials
         if scheme == "basic":
@@ -231,32 +328,66 @@ class RegistryClient:
             return
         if scheme != "bearer" or "realm" not in params:
             raise PermissionDenied(f"registry {self.registry} asks for unsupported auth {scheme or 'none'!r}")
-        query = {"service": params.get("service", "")}
-        query["scope"] = params.get("scope") or scope
+        query: list[tuple[str, str]] = []
+        if params.get("service"):
+            query.append(("service", params["service"]))
+        scopes = (params.get("scope") or "").split() + scope.split()
+        query += [("scope", s) for s in _merge_scopes(scopes)]
         if creds is not None:
-            query["account"] = creds.username
+            query.append(("account", creds.username))
         realm = params["realm"]
         url = realm + ("&" if "?" in realm else "?") + urllib.parse.urlencode(query)
         hdrs = {"Authorization": creds.basic()} if creds is not None else {}
-        resp = self._send("GET", url, hdrs, None)
+        try:
+            resp = self._send("GET", url, hdrs, None)
+            body = resp.read(1 << 20, self._deadline(), "token answer")
+        except TimeoutError:
+            raise RegistryError(
+                f"token service of {self.registry} at {_safe(realm)}: {self._stalled()}",
+                registry=self.registry,
+            ) from None
+        except (OSError, http.client.HTTPException) as exc:
+            raise RegistryError(
+                f"token service of {self.registry} at {_safe(realm)}: {type(exc).__name__}: {exc}",
+                registry=self.registry,
+            ) from None
+        if resp.status in (401, 403):
+            who = f"the credentials of {creds.username!r}" if creds else "anonymous access"
+            raise PermissionDenied(f"token service of {self.registry} refused {who} (HTTP {resp.status})")
         if resp.status != 200:
-            resp.read()
             raise PermissionDenied(f"token service of {self.registry} answered HTTP {resp.status}")
         try:
-            doc = json.loads(resp.read(1 << 20))
+            doc = json.loads(body)
             token = doc.get("token") or doc.get("access_token")
         except (ValueError, AttributeError):
             token = None
-        if not isinstance(token, str) or not token:
-            raise PermissionDenied(f"token service of {self.registry} returned no token")
+        if not isinstance(token, str) or not token or not _TOKEN.fullmatch(token):
+            raise PermissionDenied(f"token service of {self.registry} returned no usable token")
         self._auth[scope] = f"Bearer {token}"
 
     # -- API -------------------------------------------------------------------------------------
     def get_manifest(self, repo: str, reference: str) -> tuple[bytes, str]:
-        resp = self.request(
-            "GET", f"/v2/{repo}/manifests/{reference}", _pull(repo), headers={"Accept": mt.ACCEPT}
+        """A manifest or index (at most MAX_MANIFEST_BYTES) and the media type the registry claims.
+
+        A Docker-Content-Digest header, when the registry sends one, must be a valid digest and
+        match the bytes.
+        """
+        resp = self._document(
+            f"/v2/{repo}/manifests/{reference}",
+            _pull(repo),
+            {"Accept": mt.ACCEPT},
+            mt.MAX_MANIFEST_BYTES,
+            f"manifest {repo}:{reference}" if ":" not in reference else f"manifest {repo}@{reference}",
         )
-        data = resp.read(mt.MAX_MANIFEST_BYTES)
+        data = resp.body
+        claimed = resp.header("Docker-Content-Digest")
+        if claimed:
+            parse_digest(claimed.strip(), "the registry's Docker-Content-Digest header")
+            if claimed.strip() != sha256_bytes(data):
+                raise IntegrityError(
+                    f"registry says manifest {repo}:{reference} has digest {claimed.strip()}, "
+                    f"its bytes have {sha256_bytes(data)}"
+                )
         return data, (resp.header("Content-Type") or "").split(";")[0].strip()
 
     def blob_exists(self, repo: str, digest: str, scope: str | None = None) -> int | None:
@@ -264,24 +395,61 @@ class RegistryClient:
         resp.read()
         if resp.status == 404:
             return None
-        length = resp.header("Content-Length")
-        return int(length) if length and length.isdigit() else -1
+        length = resp.length()
+        return -1 if length is None else length
 
-    def fetch_blob(self, repo: str, digest: str, sink: Callable[[Iterable[bytes]], Any]) -> Any:
-        """GET a blob and hand its body to `sink` (which verifies it); retried on a cut connection."""
+    def fetch_blob(
+        self, repo: str, digest: str, sink: Callable[[Iterable[bytes]], Any], size: int | None = None
+    ) -> Any:
+        """GET a blob and hand its body to `sink` (which verifies it); retried on a cut connection.
+
+        With `size` (the descriptor's), a Content-Length that disagrees is refused before a byte
+        of the body is read: a registry may not make us download more (or less) than promised.
+        """
         delay = self.options.backoff
         for attempt in range(self.options.retries + 1):
             resp = self.request("GET", f"/v2/{repo}/blobs/{digest}", _pull(repo))
+            length = resp.length()
+            if size is not None and length is not None and length != size:
+                resp.close()
+                self.close()
+                raise IntegrityError(
+                    f"registry sends blob {digest} with Content-Length {length}, its descriptor says {size}",
+                    digest=digest,
+                )
             try:
                 return sink(resp.chunks())
             except (OSError, http.client.HTTPException) as exc:
                 resp.close()
                 self.close()
                 if attempt == self.options.retries:
-                    raise RegistryError(f"download of {digest} kept failing: {exc}") from exc
+                    reason = (
+                        self._stalled() if isinstance(exc, TimeoutError) else f"{type(exc).__name__}: {exc}"
+                    )
+                    raise RegistryError(
+                        f"download of {digest} failed after {_attempts(attempt + 1)}: {reason}",
+                        registry=self.registry,
+                    ) from exc
                 time.sleep(delay)
                 delay *= 2
         raise AssertionError("unreachable")
+
+    def mount_blob(self, repo: str, digest: str, source_repo: str) -> str | None:
+        """Ask the registry to link a blob it has in `source_repo` into `repo` (no upload).
+
+        Returns "mounted", or the upload location when the registry declines (then upload there).
+        The token for this call covers both repositories: push on `repo`, pull on `source_repo`.
+        """
+        scope = f"{_push(repo)} {_pull(source_repo)}"
+        query = urllib.parse.urlencode({"mount": digest, "from": source_repo})
+        try:
+            resp = self.request("POST", f"/v2/{repo}/blobs/uploads/?{query}", scope, body=b"", ok=(201, 202))
+        except PermissionDenied:
+            return None  # no pull right on the source: an ordinary upload will do
+        self._discard(resp)
+        if resp.status == 201:
+            return "mounted"
+        return self._location(resp)
 
     def upload_blob(
         self,
@@ -290,14 +458,26 @@ class RegistryClient:
         size: int,
         open_chunks: Callable[[], Iterable[bytes]],
         progress: Progress | None = None,
+        mount_from: Iterable[str] = (),
     ) -> str:
-        """Upload unless the registry has it: monolithic PUT, or PATCH chunks when chunk_size is set."""
+        """Upload unless the registry has it: a cross-repo mount if a source repo is known, else a
+        monolithic PUT, or PATCH chunks when chunk_size is set."""
         scope = _push(repo)
         if self.blob_exists(repo, digest, scope) is not None:
             return "exists"
-        resp = self.request("POST", f"/v2/{repo}/blobs/uploads/", scope, body=b"", ok=(202,))
-        resp.read()
-        location = self._location(resp)
+        location = None
+        for source in mount_from:
+            if source == repo:
+                continue
+            got = self.mount_blob(repo, digest, source)
+            if got == "mounted":
+                return "mounted"
+            location = got
+            break
+        if location is None:
+            resp = self.request("POST", f"/v2/{repo}/blobs/uploads/", scope, body=b"", ok=(202,))
+            self._discard(resp)
+            location = self._location(resp)
         if self.options.chunk_size and size > self.options.chunk_size:
             offset = 0
             for piece in _rechunk(open_chunks(), self.options.chunk_size):
@@ -313,13 +493,13 @@ class RegistryClient:
                     body=piece,
                     ok=(202,),
                 )
-                resp.read()
+                self._discard(resp)
                 location = self._location(resp)
                 offset += len(piece)
                 if progress:
                     progress(len(piece))
             resp = self.request("PUT", _with_digest(location, digest), scope, body=b"", ok=(201,))
-            resp.read()
+            self._discard(resp)
             return "chunked"
 
         def body() -> Iterable[bytes]:
@@ -336,7 +516,7 @@ class RegistryClient:
             body=_sized(body, size),
             ok=(201,),
         )
-        resp.read()
+        self._discard(resp)
         return "uploaded"
 
     def _location(self, resp: _Response) -> str:
@@ -354,8 +534,20 @@ class RegistryClient:
             body=data,
             ok=(201, 200),
         )
-        resp.read()
+        self._discard(resp)
         return resp.header("Docker-Content-Digest")
+
+
+# What a token may look like in an Authorization header (RFC 6750's b64token, as JWTs are).
+_TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
+
+
+def _attempts(n: int) -> str:
+    return f"{n} attempt" + ("" if n == 1 else "s")
+
+
+def _size(n: int) -> str:
+    return f"{n >> 20} MiB" if n >= 1 << 20 and n % (1 << 20) == 0 else f"{n} bytes"
 
 
 def _sized(factory: Callable[[], Iterable[bytes]], size: int) -> Callable[[], Any]:
@@ -386,6 +578,19 @@ def _pull(repo: str) -> str:
 
 def _push(repo: str) -> str:
     return f"repository:{repo}:pull,push"
+
+
+def _merge_scopes(scopes: list[str]) -> list[str]:
+    """One scope per resource with the union of its actions, in first-seen order: the challenge's
+    `repository:r:pull` and our `repository:r:pull,push` become one `repository:r:pull,push`."""
+    merged: dict[str, list[str]] = {}
+    for scope in scopes:
+        resource, _, actions = scope.rpartition(":")
+        if not resource:
+            continue
+        have = merged.setdefault(resource, [])
+        have += [a for a in actions.split(",") if a and a not in have]
+    return [f"{resource}:{','.join(actions)}" for resource, actions in merged.items()]
 
 
 def _parse_challenge(header: str) -> tuple[str, dict[str, str]]:

@@ -7,6 +7,7 @@
 - `command`: argv (the shell form is already wrapped in the image's SHELL, e.g. /bin/sh -c).
 - `env`, `workdir`, `user`: from the image config at that step.
 - `network`: False unless the Containerfile asks (`RUN --network=host`).
+- `mounts`: (host directory, container path) pairs bound read-only: a heredoc script's directory.
 The step's output goes to our stderr, so `--json` output on stdout stays parseable.
 A non-zero exit raises a BerthError naming the command and status.
 
@@ -20,6 +21,7 @@ from __future__ import annotations
 import os
 import secrets
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 from berth.errors import BerthError
@@ -39,6 +41,7 @@ def run_step(
     workdir: str,
     user: str,
     network: bool,
+    mounts: Sequence[tuple[str, str]] = (),
 ) -> None:
     from berth.cli.container_cmd import exit_status
     from berth.containers.manager import Containers
@@ -57,6 +60,9 @@ def run_step(
             "network": "host" if network else "none",
             "slice": "build",
             "stop_signal": "KILL",
+            "mounts": [
+                {"type": "bind", "source": src, "target": dst, "read_only": True} for src, dst in mounts
+            ],
         }
     )
     containers = Containers()

@@ -288,10 +288,14 @@ class ImageStore:
             size = blob_path.stat().st_size
         except FileNotFoundError:
             raise NotFound(f"layer blob {blob} is not in the store") from None
-        with open(blob_path, "rb") as fh:
-            src = _HashingFile(fh, progress)
-            report = extract_layer(src, work / "diff", self.policy, compressed_size=size)  # type: ignore[arg-type]
-            src.drain()
+        try:
+            with open(blob_path, "rb") as fh:
+                src = _HashingFile(fh, progress)
+                report = extract_layer(src, work / "diff", self.policy, compressed_size=size)  # type: ignore[arg-type]
+                src.drain()
+        except BaseException:
+            _remove_tree(work)  # a refused layer leaves no half-extracted tree behind, not even in tmp
+            raise
         if src.digest() != blob:
             _remove_tree(work)
             self.blob_path(blob).unlink(missing_ok=True)

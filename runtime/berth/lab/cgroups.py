@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from berth.cgroup_mounts import cgroup_mounts
 from berth.errors import LabError
 
 _V1_OPTIONS_IGNORED = {"rw", "ro", "relatime", "nosuid", "nodev", "noexec", "noatime", "clone_children"}
@@ -43,30 +44,17 @@ def _own_paths() -> dict[str, str]:
 def machine_hierarchies() -> list[Hierarchy]:
     own = _own_paths()
     found: list[Hierarchy] = []
-    with open("/proc/self/mountinfo") as fh:
-        for line in fh:
-            left, right = line.split(" - ", 1)
-            fstype, _source, superopts = right.split()[:3]
-            fields = left.split()
-            root, mountpoint = fields[3], fields[4]
-            if fstype == "cgroup2":
-                if "" not in own:
-                    continue
-                found.append(Hierarchy(2, "", Path(mountpoint), _relative(own[""], root)))
-            elif fstype == "cgroup":
-                opts = [o for o in superopts.split(",") if o not in _V1_OPTIONS_IGNORED]
-                key = ",".join(o for o in opts if not o.startswith("release_agent"))
-                path = own.get(key)
-                if path is None:
-                    continue
-                found.append(Hierarchy(1, key, Path(mountpoint), _relative(path, root)))
+    for mount in cgroup_mounts():
+        if mount.version == 2:
+            if "" in own:
+                found.append(Hierarchy(2, "", Path(mount.mountpoint), mount.relative(own[""])))
+            continue
+        opts = [o for o in mount.options if o not in _V1_OPTIONS_IGNORED]
+        key = ",".join(o for o in opts if not o.startswith("release_agent"))
+        path = own.get(key)
+        if path is not None:
+            found.append(Hierarchy(1, key, Path(mount.mountpoint), mount.relative(path)))
     return found
-
-
-def _relative(path: str, mount_root: str) -> str:
-    if mount_root == "/":
-        return path
-    return path[len(mount_root) :] if path.startswith(mount_root) else path
 
 
 def v1_controllers(hierarchies: list[Hierarchy]) -> list[str]:

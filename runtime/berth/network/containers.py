@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from berth.containers.spec import ContainerSpec
@@ -29,19 +29,64 @@ def detach_container(name: str) -> bool:
     return Networks().detach(name)
 
 
+def restore_networks() -> list[dict[str, Any]]:
+    """At boot, before containers start: bridges with their addresses, forwarding, the nftables
+    tables from state, and attachments of the previous boot dropped. Nothing to do (and no
+    netlink or nft) on a host that never had a network."""
+    from berth.network import state
+
+    if not state.networks().names() and not state.attachments().names():
+        return []
+    from berth.network.manager import Networks
+
+    return Networks().restore()
+
+
+def park_container(name: str) -> bool:
+    """Between a crash and systemd's restart: no port rules, everything else kept for the restart."""
+    from berth.network import state
+
+    if state.attachments().get(name) is None:
+        return False
+    from berth.network.manager import Networks
+
+    return Networks().park(name)
+
+
 def network_hooks(spec: ContainerSpec) -> dict[str, list[list[str]]]:
     """Unit commands that keep networking in step with the container's process.
 
-    ExecStopPost detaches whenever the process ends (a crash included), so no port rule points
-    at a dead container; a restart by systemd (Restart=) then attaches again in ExecStartPre.
-    Without a restart policy the start needs no ExecStartPre: `berth start` attached already.
+    Without a restart policy, ExecStopPost detaches whenever the process ends (a crash
+    included), so no port rule points at a dead container. With one, a process that systemd
+    is about to start again is only *parked*: its port rules leave the nftables table, but its
+    namespace, veth, address and published ports (its own and those a deployment switched to
+    it) stay reserved, and ExecStartPre brings the rules back, so the restarted process has the
+    same address and every port it had. `berth stop` and `berth rm` detach for good.
     """
     if spec.network != "bridge":
         return {}
     import sys
 
     hook = [sys.executable, "-m", "berth.network.hook"]
-    hooks = {"ExecStopPost": [[*hook, "detach", spec.name]]}
-    if spec.restart != "no":
-        hooks["ExecStartPre"] = [[*hook, "attach", spec.name]]
-    return hooks
+    if spec.restart == "no":  # `berth start` attached already: no ExecStartPre needed
+        return {"ExecStopPost": [[*hook, "detach", spec.name]]}
+    policy = spec.restart.partition(":")[0]
+    return {
+        "ExecStartPre": [[*hook, "attach", spec.name]],
+        "ExecStopPost": [[*hook, "stopped", spec.name, policy]],
+    }
+
+
+def restart_follows(policy: str, service_result: str) -> bool:
+    """Whether systemd's Restart=`policy` starts the unit again after a stop with this result.
+
+    `service_result` is $SERVICE_RESULT of ExecStopPost ("success" for a clean exit or a stop).
+    A manual stop looks like a success here; `berth stop` detaches after it anyway. What this
+    cannot see is the start limit of on-failure:N: the last crash parks, and the reservation
+    stays until `berth start|stop|rm` or the next boot.
+    """
+    if policy == "always":
+        return True
+    if policy == "on-failure":
+        return service_result != "success"
+    return False

@@ -17,14 +17,14 @@ def render(
     name: str,
     own: list[str],
     peers: list[tuple[str, str, str]],
-    gateway: str | None,
+    gateways: list[str],
 ) -> str:
-    """`own`: the container's addresses; `peers`: (address, name, hostname) of the others."""
+    """`own`: the container's addresses; `peers`: (address, name, hostname) of the others;
+    `gateways`: the host's addresses on the first network (IPv4, IPv6)."""
     lines = ["127.0.0.1\tlocalhost", "::1\tlocalhost ip6-localhost ip6-loopback"]
     aliases = " ".join(dict.fromkeys([hostname, name]))
     lines += [f"{addr}\t{aliases}" for addr in own] or [f"127.0.1.1\t{aliases}"]
-    if gateway:
-        lines.append(f"{gateway}\t{GATEWAY_NAME}")
+    lines += [f"{gateway}\t{GATEWAY_NAME}" for gateway in gateways]
     seen = set()
     for addr, peer, peer_host in sorted(peers, key=lambda p: (p[1], p[0])):
         if (addr, peer) in seen:

@@ -13,9 +13,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from berth.errors import BerthError
+from berth.errors import BerthError, Unsupported
+from berth.network.model import IPAddress, IPInterface, IPNetwork
 
 SYSCTL = Path("/proc/sys/net/ipv4")
+SYSCTL6 = Path("/proc/sys/net/ipv6")
+IFA_F_NODAD = 0x02  # a static address of ours: usable at once, no duplicate address detection
 
 
 @contextmanager
@@ -35,32 +38,54 @@ def link_names(ip: Any) -> set[str]:
     return {str(link.get_attr("IFLA_IFNAME")) for link in ip.get_links()}
 
 
-def routed_subnets(ip: Any, exclude_links: Collection[str] = ()) -> list[ipaddress.IPv4Network]:
-    """Destinations of the host's IPv4 routes (main table) but the default route and `exclude_links`."""
+def has_ipv6() -> bool:
+    """Whether this host's kernel has IPv6 (off with ipv6.disable=1, or built without it)."""
+    return (SYSCTL6 / "conf" / "all").is_dir()
+
+
+def routed_subnets(ip: Any, exclude_links: Collection[str] = ()) -> list[IPNetwork]:
+    """Destinations of the host's routes (main table, both families) but default routes,
+    link-local and multicast ones, and those through `exclude_links`."""
     skip = {i for i in (index(ip, n) for n in exclude_links) if i is not None}
-    nets = []
-    for route in ip.get_routes(family=socket.AF_INET, table=254):
-        dst = route.get_attr("RTA_DST")
-        if dst is None or route["dst_len"] == 0 or route.get_attr("RTA_OIF") in skip:
-            continue
-        nets.append(ipaddress.IPv4Network(f"{dst}/{route['dst_len']}", strict=False))
+    nets: list[IPNetwork] = []
+    families = [socket.AF_INET, socket.AF_INET6] if has_ipv6() else [socket.AF_INET]
+    for family in families:
+        for route in ip.get_routes(family=family, table=254):
+            dst = route.get_attr("RTA_DST")
+            if dst is None or route["dst_len"] == 0 or route.get_attr("RTA_OIF") in skip:
+                continue
+            net = ipaddress.ip_network(f"{dst}/{route['dst_len']}", strict=False)
+            if not (net.is_link_local or net.is_multicast):
+                nets.append(net)
     return nets
 
 
-def ensure_bridge(ip: Any, name: str, gateway: ipaddress.IPv4Interface) -> bool:
-    """Create the bridge with the gateway address, up; return whether anything was created."""
+def _add_address(ip: Any, idx: int, address: IPInterface) -> None:
+    extra = {"flags": IFA_F_NODAD} if address.version == 6 else {}
+    ip.addr("add", index=idx, address=str(address.ip), prefixlen=address.network.prefixlen, **extra)
+
+
+def ensure_bridge(ip: Any, name: str, gateways: list[IPInterface]) -> bool:
+    """Create the bridge with the gateway addresses, up; return whether anything was created."""
+    if any(g.version == 6 for g in gateways) and not has_ipv6():
+        raise Unsupported("this host's kernel has IPv6 disabled: an IPv6 subnet cannot be set up")
     created = False
     idx = index(ip, name)
     if idx is None:
         ip.link("add", ifname=name, kind="bridge")
         idx = index(ip, name)
         created = True
-    have = {
-        (a.get_attr("IFA_ADDRESS"), a["prefixlen"]) for a in ip.get_addr(family=socket.AF_INET, index=idx)
-    }
-    if (str(gateway.ip), gateway.network.prefixlen) not in have:
-        ip.addr("add", index=idx, address=str(gateway.ip), prefixlen=gateway.network.prefixlen)
-        created = True
+    if idx is None:
+        raise BerthError(f"bridge {name} vanished as it was created")
+    if any(g.version == 6 for g in gateways):  # a host may set default/disable_ipv6=1 for new links
+        switch = SYSCTL6 / "conf" / name / "disable_ipv6"
+        if switch.exists() and switch.read_text().strip() != "0":
+            switch.write_text("0\n")
+    have = {(a.get_attr("IFA_ADDRESS"), a["prefixlen"]) for a in ip.get_addr(index=idx)}
+    for gateway in gateways:
+        if (str(gateway.ip), gateway.network.prefixlen) not in have:
+            _add_address(ip, idx, gateway)
+            created = True
     ip.link("set", index=idx, state="up")
     return created
 
@@ -98,29 +123,37 @@ def configure_inside(
     ip: Any,
     temp_name: str,
     ifname: str,
-    address: ipaddress.IPv4Interface,
-    gateway: ipaddress.IPv4Address | None,
+    addresses: list[IPInterface],
+    gateways: list[IPAddress],
 ) -> None:
-    """Inside the container's netns: rename to ethN, address, up; loopback up; default route."""
+    """Inside the container's netns: rename to ethN, addresses, up; loopback up; a default
+    route through each gateway (one per family, on the first interface only)."""
     idx = index(ip, temp_name)
     if idx is None:
         raise BerthError(f"veth end {temp_name} is not in the container's network namespace")
     ip.link("set", index=idx, ifname=ifname)
-    ip.addr("add", index=idx, address=str(address.ip), prefixlen=address.network.prefixlen)
+    for address in addresses:
+        _add_address(ip, idx, address)
     ip.link("set", index=idx, state="up")
     lo = index(ip, "lo")
     if lo is not None:
         ip.link("set", index=lo, state="up")
-    if gateway is not None:
-        ip.route("add", gateway=str(gateway), oif=idx)
+    for gateway in gateways:
+        family = socket.AF_INET6 if gateway.version == 6 else socket.AF_INET
+        ip.route("add", family=family, gateway=str(gateway), oif=idx)
 
 
-def enable_forwarding(bridge: str) -> None:
+def enable_forwarding(bridge: str, ipv6: bool = False) -> None:
     """Routing for containers, and 127.0.0.1 -> container for published ports (route_localnet).
 
-    Both are per network namespace: they change the host the runtime manages, nothing else.
+    Per network namespace: they change the host the runtime manages, nothing else. IPv6
+    forwarding is turned on only for a network with an IPv6 subnet: on a host that takes its
+    own IPv6 address from router advertisements, forwarding stops accepting them unless the
+    uplink has accept_ra=2 (docs/networking.md).
     """
     (SYSCTL / "ip_forward").write_text("1\n")
     path = SYSCTL / "conf" / bridge / "route_localnet"
     if path.exists():
         path.write_text("1\n")
+    if ipv6:
+        (SYSCTL6 / "conf" / "all" / "forwarding").write_text("1\n")

@@ -29,7 +29,9 @@ from berth.network.model import (
     free_bridge_name,
     free_subnet,
     make_network,
+    overlapping,
     parse_subnet,
+    split_subnets,
     validate_network_name,
 )
 from berth.network.plan import HostView, plan_create, plan_network, plan_remove
@@ -102,19 +104,24 @@ def desired_network(
     bridge: str | None,
     masquerade: bool,
     view: HostView,
+    subnet6: str | None = None,
+    gateway6: str | None = None,
 ) -> Network:
-    """The network a create asks for, the free subnet and bridge name picked when not given."""
+    """The network a create asks for, the free subnet and bridge name picked when not given.
+
+    `subnet` and `subnet6` may each be of either family (one per family). An existing network
+    keeps the subnet of a family not given; a new one given only an IPv6 subnet is IPv6-only,
+    and one given none gets a free IPv4 /24.
+    """
     validate_network_name(name)
-    taken = [n.subnet for n in view.networks.values() if n.name != name] + view.routes
+    taken = [t for n in view.networks.values() if n.name != name for t in n.subnets] + view.routes
     existing = view.networks.get(name)
-    if subnet is not None:
-        net = parse_subnet(subnet)
-    elif existing is not None:
-        net = existing.subnet
-    elif name == DEFAULT_NETWORK and not [t for t in taken if t.overlaps(_first_subnet())]:
-        net = _first_subnet()
-    else:
-        net = free_subnet(taken)
+    v4, v6 = split_subnets([parse_subnet(t) for t in (subnet, subnet6) if t is not None])
+    if existing is not None:
+        v4, v6 = v4 or existing.subnet, v6 or existing.subnet6
+    elif v4 is None and v6 is None:
+        first = _first_subnet()
+        v4 = first if name == DEFAULT_NETWORK and not overlapping(first, taken) else free_subnet(taken)
     if bridge is None:
         if existing is not None:
             bridge = existing.bridge
@@ -122,26 +129,37 @@ def desired_network(
             bridge = DEFAULT_BRIDGE
         else:
             bridge = free_bridge_name(view.links | {n.bridge for n in view.networks.values()})
-    return make_network(name, net, bridge, gateway, masquerade)
+    return make_network(name, v4, bridge, gateway, masquerade, v6, gateway6)
 
 
 def _first_subnet() -> ipaddress.IPv4Network:
     return next(DEFAULT_POOL.subnets(new_prefix=DEFAULT_PREFIX))
 
 
+# An attachment's status: `attaching` (kernel objects being made), `attached`, or `parked`: the
+# process died and systemd will restart it, so its rules are out of the table but its netns,
+# address and ports are kept for the restart.
+ATTACHED, PARKED = "attached", "parked"
+
+
 # -- the nftables table, always rendered whole from state -------------------------------------------
 def _published() -> list[tuple[PortMapping, str]]:
+    """(port, container address) for every published port, once per family the container has."""
     out = []
     store = state.attachments()
     for port, holder in state.get_ports().values():
         record = store.get(holder)
-        if record and record.get("interfaces"):
-            out.append((port, record["interfaces"][0]["address"].split("/")[0]))
+        if not record or not record.get("interfaces") or record.get("status") == PARKED:
+            continue
+        first = record["interfaces"][0]  # a published port forwards to the first network
+        for key in ("address", "address6"):
+            if first.get(key):
+                out.append((port, first[key].split("/")[0]))
     return out
 
 
 def sync_nft() -> None:
-    nft.load(nft.render(state.all_networks().values(), _published()))
+    nft.load(nft.render(state.all_networks().values(), _published(), ipv6=links.has_ipv6()))
 
 
 # -- networks -----------------------------------------------------------------------------------
@@ -154,10 +172,12 @@ class Networks:
         bridge: str | None = None,
         masquerade: bool = True,
         check: bool = False,
+        subnet6: str | None = None,
+        gateway6: str | None = None,
     ) -> tuple[Network, list[Action]]:
         with state.locked(), links.iproute() as ip:
             view = _host_view(ip)
-            net = desired_network(name, subnet, gateway, bridge, masquerade, view)
+            net = desired_network(name, subnet, gateway, bridge, masquerade, view, subnet6, gateway6)
             actions = plan_create(net, view)
             if check:
                 return net, actions
@@ -167,8 +187,8 @@ class Networks:
         record = {**net.to_json(), "created_at": _now()}
         state.networks().put(net.name, record)
         try:
-            links.ensure_bridge(ip, net.bridge, net.gateway_interface)
-            links.enable_forwarding(net.bridge)
+            links.ensure_bridge(ip, net.bridge, net.gateway_interfaces)
+            links.enable_forwarding(net.bridge, ipv6=net.subnet6 is not None)
             sync_nft()
         except BaseException:
             state.networks().delete(net.name)
@@ -213,7 +233,14 @@ class Networks:
             desired = None
             if request.state == "present":
                 desired = desired_network(
-                    request.name, request.subnet, request.gateway, request.bridge, request.masquerade, view
+                    request.name,
+                    request.subnet,
+                    request.gateway,
+                    request.bridge,
+                    request.masquerade,
+                    view,
+                    request.subnet6,
+                    request.gateway6,
                 )
             actions = plan_network(request.name, desired, view)
             outcome = NetworkOutcome(actions, [], existing, desired, sorted(view.users.get(request.name, [])))
@@ -297,12 +324,16 @@ class Networks:
         with state.locked(), links.iproute() as ip:
             record = state.attachments().get(container)
             if record is not None:
-                if record.get("status") == "attached" and record.get("boot") == _boot() and ns.exists(path):
+                live = record.get("boot") == _boot() and ns.exists(path)
+                if live and record.get("status") == ATTACHED:
                     return self._attached(container, record)
+                if live and record.get("status") == PARKED:  # restarted: same address, same ports
+                    return self._unpark(container, record)
                 self._detach(ip, container)  # left by a crash or by the previous boot
             nets = [self._network(ip, n) for n in networks]
             held = state.get_ports()
             for port in ports:
+                _check_family(port, nets[0])
                 holder = find_clash(port, held, container)
                 if holder is not None:
                     raise Conflict(
@@ -312,19 +343,22 @@ class Networks:
             interfaces = []
             for i, net in enumerate(nets):
                 taken = state.get_leases(net.name)
-                addr = allocate(net.subnet, net.gateway, taken)
                 token = _token(container, net.name)
-                interfaces.append(
-                    {
-                        "network": net.name,
-                        "ifname": f"eth{i}",
-                        "host_ifname": f"bth{token}",
-                        "peer_ifname": f"btp{token}",
-                        "address": f"{addr}/{net.subnet.prefixlen}",
-                        "gateway": str(net.gateway),
-                        "bridge": net.bridge,
-                    }
-                )
+                iface: dict[str, Any] = {
+                    "network": net.name,
+                    "ifname": f"eth{i}",
+                    "host_ifname": f"bth{token}",
+                    "peer_ifname": f"btp{token}",
+                    "address": None,  # IPv4 (None on an IPv6-only network)
+                    "gateway": None,
+                    "bridge": net.bridge,
+                }
+                for subnet, gateway in net.gateways:
+                    addr = allocate(subnet, gateway, taken)
+                    six = "6" if subnet.version == 6 else ""
+                    iface[f"address{six}"] = f"{addr}/{subnet.prefixlen}"
+                    iface[f"gateway{six}"] = str(gateway)
+                interfaces.append(iface)
             record = {
                 "container": container,
                 "hostname": hostname,
@@ -345,7 +379,7 @@ class Networks:
                         "publish": lambda a: self._publish(container, ports),
                     },
                 )
-                record["status"] = "attached"
+                record["status"] = ATTACHED
                 state.attachments().put(container, record)
                 self._refresh_peers(container)
             except BaseException:
@@ -358,12 +392,13 @@ class Networks:
         state.attachments().put(container, record)  # before any kernel object: detach can follow it
         for iface in record["interfaces"]:
             table = state.get_leases(iface["network"])
-            table[iface["address"].split("/")[0]] = container
+            for address in _addresses(iface):
+                table[address] = container
             state.put_leases(iface["network"], table)
         path = Path(record["netns"])
         for net in nets:  # after a reboot before `berth network restore`: make the bridge now
-            if links.ensure_bridge(ip, net.bridge, net.gateway_interface):
-                links.enable_forwarding(net.bridge)
+            if links.ensure_bridge(ip, net.bridge, net.gateway_interfaces):
+                links.enable_forwarding(net.bridge, ipv6=net.subnet6 is not None)
         ns.create(path)
         fd = _open(path)
         try:
@@ -376,12 +411,14 @@ class Networks:
             os.close(fd)
         with ns.inside(path), links.iproute() as inner:
             for i, iface in enumerate(record["interfaces"]):
+                cidrs = [iface[k] for k in ("address", "address6") if iface.get(k)]
+                gateways = [iface[k] for k in ("gateway", "gateway6") if iface.get(k)] if i == 0 else []
                 links.configure_inside(
                     inner,
                     iface["peer_ifname"],
                     iface["ifname"],
-                    ipaddress.IPv4Interface(iface["address"]),
-                    ipaddress.IPv4Address(iface["gateway"]) if i == 0 else None,
+                    [ipaddress.ip_interface(c) for c in cidrs],
+                    [ipaddress.ip_address(g) for g in gateways],
                 )
 
     def _publish(self, container: str, ports: Sequence[PortMapping]) -> None:
@@ -391,11 +428,32 @@ class Networks:
         state.put_ports(table)
         sync_nft()
 
+    def park(self, container: str) -> bool:
+        """The container's process died and systemd restarts it: its port rules go, all else stays."""
+        with state.locked():
+            record = state.attachments().get(container)
+            if record is None or record.get("status") != ATTACHED:
+                return False
+            state.attachments().put(container, {**record, "status": PARKED, "parked_at": _now()})
+            sync_nft()
+            return True
+
+    def _unpark(self, container: str, record: dict[str, Any]) -> Attached:
+        record = {**record, "status": ATTACHED}
+        record.pop("parked_at", None)
+        state.attachments().put(container, record)
+        try:
+            sync_nft()
+        except BaseException:
+            state.attachments().put(container, {**record, "status": PARKED})
+            raise
+        return self._attached(container, record)
+
     def _attached(self, container: str, record: dict[str, Any]) -> Attached:
         return Attached(
             netns_path=record["netns"],
             hosts=self._hosts_for(container, record),
-            addresses={i["network"]: i["address"] for i in record["interfaces"]},
+            addresses={i["network"]: i["address"] or i.get("address6") for i in record["interfaces"]},
         )
 
     def _hosts_for(self, container: str, record: dict[str, Any]) -> str:
@@ -406,14 +464,16 @@ class Networks:
             if other == container:
                 continue
             rec = store.get(other) or {}
-            if rec.get("status") != "attached":
+            if rec.get("status") not in (ATTACHED, PARKED):  # a parked peer comes back, same address
                 continue
             for iface in rec.get("interfaces", []):
                 if iface["network"] in mine:
-                    peers.append((iface["address"].split("/")[0], other, rec.get("hostname") or other))
-        own = [i["address"].split("/")[0] for i in record["interfaces"]]
-        gateway = record["interfaces"][0]["gateway"] if record["interfaces"] else None
-        return hosts.render(record.get("hostname") or container, container, own, peers, gateway)
+                    name = rec.get("hostname") or other
+                    peers += [(address, other, name) for address in _addresses(iface)]
+        own = [a for i in record["interfaces"] for a in _addresses(i)]
+        first = record["interfaces"][0] if record["interfaces"] else {}
+        gateways = [first[k] for k in ("gateway", "gateway6") if first.get(k)]
+        return hosts.render(record.get("hostname") or container, container, own, peers, gateways)
 
     def _refresh_peers(self, container: str) -> None:
         """Rewrite /etc/hosts of every other attached container (one came or went)."""
@@ -422,7 +482,7 @@ class Networks:
         store = state.attachments()
         for other in store.names():
             rec = store.get(other)
-            if other == container or not rec or rec.get("status") != "attached":
+            if other == container or not rec or rec.get("status") not in (ATTACHED, PARKED):
                 continue
             hosts.rewrite_in_place(ContainerPaths.of(other).run / "hosts", self._hosts_for(other, rec))
 
@@ -463,35 +523,56 @@ class Networks:
         One atomic write of the port table, then one nftables transaction: new connections go
         to `target` from that instant, established ones finish on the container they started on.
         """
-        key, wanted = _port_key(spec, container_port)
+        return self.switch_many([(spec, target, container_port)])[0]
+
+    def switch_many(self, moves: Sequence[tuple[str, str, int | None]]) -> list[dict[str, Any]]:
+        """Move several published ports, each `(spec, target, container_port)`, all at once.
+
+        Every move is checked before any changes; then the port table is written once and the
+        nftables table loaded in ONE transaction, so no client ever sees one port of a
+        deployment's revision on the new container and another still on the old one.
+        """
         with state.locked():
-            rec = state.attachments().get(target)
-            if not rec or rec.get("status") != "attached" or not rec.get("interfaces"):
-                raise Conflict(f"container {target} is not running on a network: start it first")
             before = state.get_ports()
-            current = before.get(key)
-            if current is None:
-                if wanted is None:
-                    raise NotFound(f"no published port {key}: give --container-port to publish it")
-                holder = find_clash(wanted, before, target)
-                if holder is not None:
-                    raise Conflict(f"port {wanted.key} clashes with one published by container {holder}")
-                check_host_free(wanted)
-                port, previous = wanted, None
-            else:
-                port, previous = current
-                if wanted is not None:
-                    port = PortMapping(port.protocol, port.host_port, wanted.container_port, port.host_ip)
-            after = {**before, key: (port, target)}
+            after = dict(before)
+            results: list[dict[str, Any]] = []
+            keys: list[str] = []
+            for spec, target, container_port in moves:
+                key, wanted = _port_key(spec, container_port)
+                rec = state.attachments().get(target)
+                if not rec or rec.get("status") != ATTACHED or not rec.get("interfaces"):
+                    raise Conflict(f"container {target} is not running on a network: start it first")
+                current = after.get(key)
+                if current is None:
+                    if wanted is None:
+                        raise NotFound(f"no published port {key}: give --container-port to publish it")
+                    holder = find_clash(wanted, after, target)
+                    if holder is not None:
+                        raise Conflict(f"port {wanted.key} clashes with one published by container {holder}")
+                    check_host_free(wanted)
+                    port, previous = wanted, None
+                else:
+                    port, previous = current
+                    if wanted is not None:
+                        port = PortMapping(port.protocol, port.host_port, wanted.container_port, port.host_ip)
+                if port.host_ip and not rec["interfaces"][0].get(
+                    "address6" if ipaddress.ip_address(port.host_ip).version == 6 else "address"
+                ):
+                    raise InvalidInput(f"port {port}: container {target} has no address of that IP version")
+                after[key] = (port, target)
+                results.append({"port": str(port), "from": previous, "to": target})
+                keys.append(key)
+            for result, key in zip(results, keys, strict=True):
+                result["changed"] = before.get(key) != after[key]
             if after == before:
-                return {"port": str(port), "from": previous, "to": target, "changed": False}
+                return results
             state.put_ports(after)
             try:
                 sync_nft()
             except BaseException:
                 state.put_ports(before)
                 raise
-            return {"port": str(port), "from": previous, "to": target, "changed": True}
+            return results
 
     def restore(self) -> list[dict[str, Any]]:
         """At boot (and harmless at any time): bridges, forwarding, and the nft table from state.
@@ -508,14 +589,31 @@ class Networks:
                     self._detach(ip, name)
                     report.append({"name": name, "action": "detached-stale"})
             for name, net in sorted(state.all_networks().items()):
-                if links.ensure_bridge(ip, net.bridge, net.gateway_interface):
+                if links.ensure_bridge(ip, net.bridge, net.gateway_interfaces):
                     report.append({"name": name, "action": "bridge-created"})
-                links.enable_forwarding(net.bridge)
+                links.enable_forwarding(net.bridge, ipv6=net.subnet6 is not None)
             before = nft.current()
             sync_nft()
             if nft.current() != before:
                 report.append({"name": nft.TABLE, "action": "nft-table-loaded"})
         return report
+
+
+def _check_family(port: PortMapping, net: Network) -> None:
+    """A port bound to a host address needs a container address of that family to forward to."""
+    if not port.host_ip:
+        return
+    version = ipaddress.ip_address(port.host_ip).version
+    if (net.subnet if version == 4 else net.subnet6) is None:
+        raise InvalidInput(
+            f"port {port}: network {net.name} has no IPv{version} subnet, so an IPv{version} host "
+            "address has no container address to forward to"
+        )
+
+
+def _addresses(iface: dict[str, Any]) -> list[str]:
+    """The interface's addresses without prefix length, IPv4 first."""
+    return [iface[k].split("/")[0] for k in ("address", "address6") if iface.get(k)]
 
 
 def _token(container: str, network: str) -> str:

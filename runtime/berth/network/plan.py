@@ -3,11 +3,10 @@ anything changes."""
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass, field, replace
 
 from berth.errors import Conflict
-from berth.network.model import Network, overlapping
+from berth.network.model import IPNetwork, Network, overlapping
 from berth.plan import Action
 
 
@@ -17,7 +16,7 @@ class HostView:
 
     networks: dict[str, Network]
     links: set[str]
-    routes: list[ipaddress.IPv4Network]  # routes of the host, Berth's own bridges excluded
+    routes: list[IPNetwork]  # routes of the host (both families), Berth's own bridges excluded
     users: dict[str, list[str]] = field(default_factory=dict)  # network -> containers using it
 
 
@@ -27,23 +26,25 @@ def plan_create(net: Network, host: HostView) -> list[Action]:
     if existing is not None:
         if existing == net:
             return []
+        subnets = ", ".join(str(s) for s in existing.subnets)
         raise Conflict(
-            f"network {net.name} exists with other settings ({existing.subnet}, bridge {existing.bridge}): "
+            f"network {net.name} exists with other settings ({subnets}, bridge {existing.bridge}): "
             "remove it first",
             existing=existing.to_json(),
         )
     others = [n for n in host.networks.values() if n.name != net.name]
-    clash = overlapping(net.subnet, [n.subnet for n in others])
-    if clash:
-        owner = next(n.name for n in others if str(n.subnet) in clash)
-        raise Conflict(f"subnet {net.subnet} overlaps network {owner} ({clash[0]})", subnet=str(net.subnet))
-    routed = overlapping(net.subnet, host.routes)
-    if routed:
-        raise Conflict(
-            f"subnet {net.subnet} collides with a route of this host ({', '.join(routed)})",
-            subnet=str(net.subnet),
-            routes=routed,
-        )
+    for subnet in net.subnets:
+        clash = overlapping(subnet, [s for n in others for s in n.subnets])
+        if clash:
+            owner = next(n.name for n in others if any(str(s) in clash for s in n.subnets))
+            raise Conflict(f"subnet {subnet} overlaps network {owner} ({clash[0]})", subnet=str(subnet))
+        routed = overlapping(subnet, host.routes)
+        if routed:
+            raise Conflict(
+                f"subnet {subnet} collides with a route of this host ({', '.join(routed)})",
+                subnet=str(subnet),
+                routes=routed,
+            )
     if net.bridge in host.links or any(n.bridge == net.bridge for n in others):
         raise Conflict(
             f"bridge name {net.bridge} is taken by an existing network interface", bridge=net.bridge
@@ -65,7 +66,8 @@ def plan_remove(name: str, host: HostView) -> list[Action]:
 
 def _differences(existing: Network, desired: Network) -> list[str]:
     old, new = existing.to_json(), desired.to_json()
-    return [f"{key} {old[key]} -> {new[key]}" for key in sorted(old) if old[key] != new[key]]
+    keys = sorted(set(old) | set(new))  # subnet6 and gateway6 appear only on IPv6 networks
+    return [f"{key} {old.get(key)} -> {new.get(key)}" for key in keys if old.get(key) != new.get(key)]
 
 
 def plan_network(name: str, desired: Network | None, host: HostView) -> list[Action]:

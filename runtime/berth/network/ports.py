@@ -32,13 +32,18 @@ class PortMapping:
     host_ip: str | None = None
 
     def __str__(self) -> str:
-        ip = f"{self.host_ip}:" if self.host_ip else ""
+        ip = f"{self.bracketed_ip}:" if self.host_ip else ""
         return f"{ip}{self.host_port}:{self.container_port}/{self.protocol}"
+
+    @property
+    def bracketed_ip(self) -> str:
+        """The host address as it is written before a port: [fd00::1] for IPv6."""
+        return f"[{self.host_ip}]" if self.host_ip and ":" in self.host_ip else self.host_ip or ""
 
     @property
     def key(self) -> str:
         """What identifies a published port on the host: address, port and protocol."""
-        return f"{self.host_ip or '*'}:{self.host_port}/{self.protocol}"
+        return f"{self.bracketed_ip or '*'}:{self.host_port}/{self.protocol}"
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -73,8 +78,13 @@ def _host_ip(text: str, spec: str) -> str:
         addr = ipaddress.ip_address(text.strip("[]"))
     except ValueError:
         raise InvalidInput(f"port spec {spec!r}: {text!r} is not an IP address") from None
-    if not isinstance(addr, ipaddress.IPv4Address):
-        raise InvalidInput(f"port spec {spec!r}: only IPv4 host addresses are supported for now")
+    if isinstance(addr, ipaddress.IPv6Address) and (addr.is_loopback or addr.is_link_local):
+        raise InvalidInput(
+            f"port spec {spec!r}: {addr} cannot be forwarded to a container (the kernel never routes "
+            "IPv6 loopback or link-local traffic off its interface): publish on another address"
+        )
+    if isinstance(addr, ipaddress.IPv6Address) and not text.startswith("["):
+        raise InvalidInput(f"port spec {spec!r}: write an IPv6 host address in brackets, [{addr}]")
     if addr.is_unspecified:
         return ""
     if addr.is_multicast:
@@ -86,7 +96,10 @@ def parse_port(spec: Any) -> PortMapping:
     """A port from the CLI form (a string) or the spec form (an object), checked and canonical."""
     if isinstance(spec, dict):
         try:
-            text = (f"{spec['host_ip']}:" if spec.get("host_ip") else "") + (
+            ip = str(spec.get("host_ip") or "")
+            if ":" in ip and not ip.startswith("["):
+                ip = f"[{ip}]"
+            text = (f"{ip}:" if ip else "") + (
                 f"{int(spec['host_port'])}:{int(spec['container_port'])}/{spec.get('protocol', 'tcp')}"
             )
         except (KeyError, TypeError, ValueError):
@@ -135,12 +148,29 @@ def check_host_free(port: PortMapping) -> None:
     A test bind answers both questions the kernel can: is the port taken (EADDRINUSE), and is
     the host address one of this host's (EADDRNOTAVAIL).
     """
+    if port.host_ip:
+        _try_bind(port, ipaddress.ip_address(port.host_ip).version, port.host_ip)
+        return
+    _try_bind(port, 4, "0.0.0.0")
+    if socket.has_ipv6:  # a wildcard port is published on both families
+        _try_bind(port, 6, "::")
+
+
+def _try_bind(port: PortMapping, version: int, address: str) -> None:
     kind = socket.SOCK_STREAM if port.protocol == "tcp" else socket.SOCK_DGRAM
-    with socket.socket(socket.AF_INET, kind) as sock:
+    try:
+        sock = socket.socket(socket.AF_INET6 if version == 6 else socket.AF_INET, kind)
+    except OSError as exc:  # a kernel without IPv6: nothing can listen there
+        if version == 6 and exc.errno in (errno.EAFNOSUPPORT, errno.EPROTONOSUPPORT):
+            return
+        raise
+    with sock:
         if kind == socket.SOCK_STREAM:  # a closed socket's TIME_WAIT is no listener
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if version == 6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
         try:
-            sock.bind((port.host_ip or "0.0.0.0", port.host_port))
+            sock.bind((address, port.host_port))
         except OSError as exc:
             if exc.errno == errno.EADDRINUSE:
                 raise Conflict(

@@ -19,6 +19,8 @@ import tty
 from typing import Any
 
 from berth import kernel as k
+from berth.cgroup_mounts import cgroup_mounts
+from berth.kernel import idmap  # imported up front: after setns(mnt) the package is out of reach
 from berth.shim.process import exec_process
 from berth.shim.rootfs import SetupError
 
@@ -31,16 +33,9 @@ FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signa
 
 def _cgroup_dirs(pid: int) -> list[str]:
     """The cgroup directories of `pid` in every hierarchy mounted here (v1, v2 or hybrid)."""
-    v1: list[tuple[set[str], str]] = []
-    v2 = None
-    with open("/proc/self/mountinfo") as fh:
-        for line in fh:
-            left, right = line.split(" - ", 1)
-            fstype, _source, opts = right.split()[:3]
-            if fstype == "cgroup2":
-                v2 = left.split()[4]
-            elif fstype == "cgroup":
-                v1.append((set(opts.split(",")), left.split()[4]))
+    mounts = cgroup_mounts()
+    v2 = next((m for m in mounts if m.version == 2), None)
+    v1 = [(set(m.options), m) for m in mounts if m.version == 1]
     dirs = []
     with open(f"/proc/{pid}/cgroup") as fh:
         for line in fh:
@@ -51,7 +46,7 @@ def _cgroup_dirs(pid: int) -> list[str]:
                 wanted = set(controllers.split(","))
                 mount = next((m for opts, m in v1 if wanted <= opts), None)
             if mount is not None:
-                dirs.append(os.path.join(mount, path.lstrip("/")))
+                dirs.append(os.path.join(mount.mountpoint, mount.relative(path).lstrip("/")))
     return dirs
 
 
@@ -128,10 +123,13 @@ def enter(cfg: dict[str, Any], pid: int, request: dict[str, Any]) -> int:
         except OSError as exc:
             print(f"berth exec: cannot join cgroup {d}: {exc.strerror}", file=sys.stderr)
             return 126
-    fds = [(os.open(f"/proc/{pid}/ns/{name}", os.O_RDONLY | os.O_CLOEXEC), flag) for name, flag in NAMESPACES]
-    for fd, flag in fds:
+    joined = NAMESPACES + ((("user", k.CLONE_NEWUSER),) if cfg.get("userns") else ())
+    fds = [(os.open(f"/proc/{pid}/ns/{name}", os.O_RDONLY | os.O_CLOEXEC), flag) for name, flag in joined]
+    for fd, flag in fds:  # the user namespace last: the host's root may join all the others
         k.setns(fd, flag)
         os.close(fd)
+    if cfg.get("userns"):
+        idmap.become_root()
     pty = _open_pty() if request.get("tty") else None
     error_r, error_w = os.pipe2(os.O_CLOEXEC)
     child = os.fork()

@@ -25,6 +25,11 @@ if TYPE_CHECKING:
 _PAGE_LIMIT = 4000  # mount(2) data is one page; leave room for the other options
 
 DEV_NODES = ("null", "zero", "full", "random", "urandom", "tty")
+# In a user namespace the flags of mounts copied from the host are locked (mount_namespaces(7)):
+# a remount must keep them. Set by `build` for a container with a user namespace.
+_KEEP_LOCKED: list[bool] = [False]
+_LOCKABLE = ((os.ST_RDONLY, k.MS_RDONLY), (os.ST_NOSUID, k.MS_NOSUID), (os.ST_NODEV, k.MS_NODEV),
+             (os.ST_NOEXEC, k.MS_NOEXEC))  # fmt: skip
 
 
 class SetupError(Exception):
@@ -173,6 +178,9 @@ def _remount(root_fd: int, path: str, flags: int, symlinks: bool = True) -> None
     """Set the flags of the bind mount at `path`, resolved again so the new mount is the one named."""
     fd = _resolve(root_fd, path, symlinks=symlinks)
     try:
+        if _KEEP_LOCKED[0]:
+            now = os.statvfs(f"/proc/self/fd/{fd}").f_flag
+            flags |= sum(ms for st, ms in _LOCKABLE if now & st)
         k.mount(None, f"/proc/self/fd/{fd}", None, k.MS_REMOUNT | k.MS_BIND | flags)
     except OSError as exc:
         raise SetupError(f"cannot set the options of mount {path}: {exc.strerror}") from exc
@@ -181,6 +189,9 @@ def _remount(root_fd: int, path: str, flags: int, symlinks: bool = True) -> None
 
 
 def mount_overlay(cfg: dict[str, Any]) -> None:
+    if cfg.get("_overlay_fd") is not None:  # userns: the shim made it over idmapped layers
+        _attach(cfg["_overlay_fd"], cfg["rootfs"])
+        return
     layers: list[str] = cfg["layers"]
     target = cfg["rootfs"]
     lower = ":".join(layers)
@@ -203,8 +214,23 @@ def mount_overlay(cfg: dict[str, Any]) -> None:
         ) from exc
 
 
+def _attach(mount_fd: int, target: str, root_fd: int | None = None, create: str = "dir") -> None:
+    """Attach a detached mount the shim made on the host side (berth.shim.userns)."""
+    from berth.kernel import idmap
+
+    fd = os.open(target, os.O_PATH | os.O_CLOEXEC) if root_fd is None else _resolve(root_fd, target, create)
+    try:
+        idmap.attach(mount_fd, fd)
+    except OSError as exc:
+        raise SetupError(f"cannot mount {target} in the container's user namespace: {exc.strerror}") from exc
+    finally:
+        os.close(fd)
+        os.close(mount_fd)
+
+
 def build(cfg: dict[str, Any]) -> None:
     """Everything from the overlay to pivot_root; runs as PID 1 of the new namespaces."""
+    _KEEP_LOCKED[0] = bool(cfg.get("userns"))
     k.mount(None, "/", None, k.MS_REC | k.MS_PRIVATE)
     mount_overlay(cfg)
     root_fd = os.open(cfg["rootfs"], os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -226,7 +252,9 @@ def build(cfg: dict[str, Any]) -> None:
 def _populate(root_fd: int, cfg: dict[str, Any]) -> None:
     nsd = k.MS_NOSUID | k.MS_NODEV
     _kernel_mount(root_fd, "/proc", "proc", "proc", nsd | k.MS_NOEXEC)
-    if "net" in cfg["namespaces"]:
+    if cfg.get("_sysfs_fd") is not None:  # userns, bridge: made before entering the userns
+        _attach(cfg["_sysfs_fd"], "/sys", root_fd)
+    elif "net" in cfg["namespaces"]:
         _kernel_mount(root_fd, "/sys", "sysfs", "sysfs", nsd | k.MS_NOEXEC | k.MS_RDONLY)
     else:  # a host-network container may not mount a sysfs of its own: bind the host's, read-only
         _kernel_mount(root_fd, "/sys", "/sys", None, k.MS_BIND | k.MS_REC)
@@ -267,7 +295,9 @@ def _populate(root_fd: int, cfg: dict[str, Any]) -> None:
     for m in cfg.get("mounts", []):
         _user_mount(root_fd, m)
     credentials = os.environ.get("CREDENTIALS_DIRECTORY")
-    if cfg.get("credentials_target") and credentials:
+    if cfg.get("_secrets_fd") is not None:  # userns: a copy the container's root may read
+        _attach(cfg["_secrets_fd"], cfg["credentials_target"], root_fd)
+    elif cfg.get("credentials_target") and credentials:
         # systemd's credentials (a private ramfs) are the only way secrets reach the container.
         _user_mount(
             root_fd,
@@ -292,8 +322,11 @@ def _user_mount(root_fd: int, m: dict[str, Any]) -> None:
         _mount_at(root_fd, target, "tmpfs", "tmpfs", nsd | (k.MS_RDONLY if m.get("read_only") else 0), data)
         return
     source = m["source"]
-    kind = "dir" if os.path.isdir(source) else "file"
-    _mount_at(root_fd, target, source, None, k.MS_BIND | k.MS_REC, create=kind)
+    if m.get("_fd") is not None:  # userns: a bind or idmapped volume the shim made on the host side
+        _attach(m["_fd"], target, root_fd, "dir" if stat.S_ISDIR(os.fstat(m["_fd"]).st_mode) else "file")
+    else:
+        kind = "dir" if os.path.isdir(source) else "file"
+        _mount_at(root_fd, target, source, None, k.MS_BIND | k.MS_REC, create=kind)
     _remount(root_fd, target, nsd | (k.MS_RDONLY if m.get("read_only") else 0))
 
 

@@ -12,7 +12,7 @@ import sys
 from berth import kernel as k
 from berth.shim import jsonlite, rootfs
 from berth.shim.exit_record import write_atomically
-from berth.shim.notify import sd_notify
+from berth.shim.notify import listen, relay, sd_notify
 from berth.shim.process import exec_process
 
 TYPE_CHECKING = False  # not `from typing import`: importing typing costs the shim ms at every start
@@ -40,6 +40,17 @@ def start(cfg: dict[str, Any]) -> int:
     under_systemd = bool(os.environ.get("NOTIFY_SOCKET"))
     if not under_systemd:  # a direct run: adopt the grandchild ourselves to wait for it
         k.prctl(k.PR_SET_CHILD_SUBREAPER, 1)
+    relay_path = cfg.get("notify_socket")
+    notify_sock = listen(str(relay_path)) if relay_path else None  # before the container mounts its dir
+    if cfg.get("userns"):  # what takes host privileges, made here, detached, before the fork
+        from berth.shim import userns
+
+        try:
+            userns.prepare(cfg)
+        except rootfs.SetupError as exc:
+            write_atomically(str(cfg["error_file"]), str(exc))
+            print(f"berth: container {cfg['name']} failed to start: {exc}", file=sys.stderr, flush=True)
+            return 127
     error_r, error_w = os.pipe2(os.O_CLOEXEC)
     pid_r, pid_w = os.pipe2(os.O_CLOEXEC)
     middle = os.fork()
@@ -60,6 +71,9 @@ def start(cfg: dict[str, Any]) -> int:
         print(f"berth: container {cfg['name']} failed to start: {message}", file=sys.stderr, flush=True)
         return 127
     pid = int(pid_text)
+    if notify_sock is not None and under_systemd:  # `sdnotify: container`: the app says when ready
+        sd_notify(f"MAINPID={pid}\n")
+        return relay(notify_sock, pid, str(relay_path))
     if sd_notify(f"MAINPID={pid}\nREADY=1\n"):
         return 0
     _, status = os.waitpid(pid, 0)
@@ -73,6 +87,10 @@ def start(cfg: dict[str, Any]) -> int:
 
 def _intermediate(cfg: dict[str, Any], namespaces: list[str], error_fd: int, pid_fd: int) -> None:
     try:
+        if cfg.get("_userns_fd") is not None:  # first: the namespaces below are then owned by it
+            from berth.shim import userns
+
+            userns.join(cfg)
         if "pid" in namespaces:  # takes effect for the next child only: it becomes PID 1
             k.unshare(k.CLONE_NEWPID)
         pid = os.fork()
@@ -100,6 +118,7 @@ def _child(cfg: dict[str, Any], namespaces: list[str], error_fd: int) -> None:
         netns = cfg.get("netns_path")
         if netns:  # a network namespace the runtime prepared (veth, addresses, routes): join it
             flags &= ~k.CLONE_NEWNET
+        if netns and not cfg.get("_netns_joined"):  # (with userns, joined before it)
             fd = os.open(netns, os.O_RDONLY | os.O_CLOEXEC)
             try:
                 k.setns(fd, k.CLONE_NEWNET)

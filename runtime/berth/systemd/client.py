@@ -241,6 +241,28 @@ class SystemdClient:
         reply = await self.bus.call(SYSTEMD, path, PROPERTIES, "GetAll", "s", [interface])
         return {k: from_dbus(v) for k, v in reply[0].items()}
 
+    async def property_values(
+        self, paths: Sequence[str], interface: str, names: Sequence[str]
+    ) -> list[dict[str, Any] | None]:
+        """Properties `names` of the objects `paths` (None: gone): the Gets of a chunk in flight at
+        once, no more than the system bus lets one connection have pending (see wire.PIPELINE_CHUNK)."""
+        from berth.systemd.wire import PIPELINE_CHUNK
+
+        async def one(path: str) -> dict[str, Any] | None:
+            try:
+                replies = await asyncio.gather(
+                    *(self.bus.call(SYSTEMD, path, PROPERTIES, "Get", "ss", [interface, n]) for n in names)
+                )
+            except NotFound:
+                return None
+            return {n: from_dbus(r[0]) for n, r in zip(names, replies, strict=True)}
+
+        step = max(1, PIPELINE_CHUNK // max(1, len(names)))
+        out: list[dict[str, Any] | None] = []
+        for first in range(0, len(paths), step):
+            out += await asyncio.gather(*(one(p) for p in paths[first : first + step]))
+        return out
+
     async def unit_properties(self, name: str, interfaces: Sequence[str] = (UNIT, SERVICE)) -> dict[str, Any]:
         """GetAll on `interfaces` of `name` (by its computed object path: no GetUnit needed)."""
         path = unit_object_path(name)

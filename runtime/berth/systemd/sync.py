@@ -155,6 +155,14 @@ class Systemd:
         units: list[UnitListEntry] = self.client.list_units(patterns, states)
         return units
 
+    def property_values(
+        self, paths: Sequence[str], interface: str, names: Sequence[str]
+    ) -> list[dict[str, Any] | None]:
+        """Properties `names` of `interface` at each of the object `paths` (from a listing; None:
+        the object is gone), in one batch: pipelined, not one round trip per property."""
+        values: list[dict[str, Any] | None] = self.client.property_values(paths, interface, names)
+        return values
+
     def watch_unit(self, name: str) -> None:
         """Follow unit `name` from now on, for `wait_until_stopped`."""
         self.client.watch_unit(name)

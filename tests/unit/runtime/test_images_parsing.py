@@ -88,8 +88,8 @@ def test_containerfile_parse_and_errors() -> None:
         parse("FROM scratch\nCOPY --bogus=1 a b\n")
     with pytest.raises(InvalidInput, match=":2: CMD: malformed JSON"):
         parse('FROM scratch\nCMD ["a", 1]\n')
-    with pytest.raises(Unsupported):
-        parse("FROM scratch\nRUN <<EOF\nx\nEOF\n")
+    with pytest.raises(InvalidInput, match=":2: RUN: heredoc <<EOF is not terminated"):
+        parse("FROM scratch\nRUN <<EOF\nx\nEOF \n")
 
 
 def test_expand() -> None:

@@ -147,6 +147,17 @@ REQUEST_CASES = [
         dict(BASE, networks=["front", "bridge"], ports=["80:80"]),
         {"state": "started", "spec": dict(BASE, networks=["front", "bridge"], ports=["80:80"])},
     ),
+    ("userns-auto", dict(BASE, userns="auto"), {"state": "started", "spec": dict(BASE, userns="auto")}),
+    (
+        "userns-templated-numbers-are-ints",
+        dict(BASE, userns={"uid": "100000", "gid": 200000, "size": "65536"}),
+        {"state": "started", "spec": dict(BASE, userns={"uid": 100000, "gid": 200000, "size": 65536})},
+    ),
+    (
+        "sdnotify-container-with-start-timeout",
+        dict(BASE, sdnotify="container", start_timeout=5),
+        {"state": "started", "spec": dict(BASE, sdnotify="container", start_timeout=5)},
+    ),
     (
         "empty-ports-are-sent",
         dict(BASE, network="bridge", ports=[]),

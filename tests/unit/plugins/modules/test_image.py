@@ -93,6 +93,26 @@ REQUEST_CASES = [
         {"name": "reg.example.com/web:1", "state": "present", "force": False, "push": {}},
     ),
     ("absent", {"name": "web:1", "state": "absent"}, {"name": "web:1", "state": "absent", "force": False}),
+    (
+        "build-target",
+        {"name": "web:1-test", "build": {"context": "/srv/web", "target": "test"}},
+        {
+            "name": "web:1-test",
+            "state": "present",
+            "force": False,
+            "build": {"context": "/srv/web", "target": "test", "no_cache": False, "reproducible": False},
+        },
+    ),
+    (
+        "import-by-digest-without-archive",
+        {"name": "app:2", "archive": {"digest": "sha256:" + "a" * 64, "format": "oci"}},
+        {
+            "name": "app:2",
+            "state": "present",
+            "force": False,
+            "import": {"digest": "sha256:" + "a" * 64, "format": "oci", "source_date_epoch": 0},
+        },
+    ),
 ]
 
 
@@ -156,6 +176,16 @@ REFUSED_CASES = [
     ),
     ("absent-with-archive", {"state": "absent", "archive": {"path": "/a.tar"}}, ["conflicts with archive"]),
     ("absent-with-push", {"state": "absent", "push": True}, ["conflicts with push"]),
+    (
+        "archive-without-path-or-digest",
+        {"archive": {"format": "oci"}},
+        ["one of the following", "path, digest"],
+    ),
+    (
+        "controller-archive-without-the-action",
+        {"archive": {"path": "/a.tar", "location": "controller"}},
+        ["needs the berth.fleet.image action plugin"],
+    ),
     ("absent-with-tags", {"state": "absent", "tags": ["x:1"]}, ["conflicts with tags"]),
     (
         "build-and-archive",

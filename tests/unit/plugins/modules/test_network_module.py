@@ -47,6 +47,18 @@ REQUEST_CASES = [
             "masquerade": False,
         },
     ),
+    (
+        "dual-stack",
+        {"name": "shop", "subnet": "10.89.40.0/24", "subnet6": "fd00:40::/64", "gateway6": "fd00:40::fe"},
+        {
+            "name": "shop",
+            "state": "present",
+            "subnet": "10.89.40.0/24",
+            "subnet6": "fd00:40::/64",
+            "gateway6": "fd00:40::fe",
+            "masquerade": True,
+        },
+    ),
     ("absent", {"name": "shop", "state": "absent"}, {"name": "shop", "state": "absent"}),
     (
         "absent-ignores-the-settings",

@@ -1,0 +1,61 @@
+"""The ExecStartPre hook's shortcut: only a container attached in this boot, to a live namespace,
+skips the full attach (which would import pyroute2 and the container spec)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from berth.host import boot_identity
+from berth.network import hook, state
+
+
+@pytest.fixture
+def dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("BERTH_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("BERTH_RUN_DIR", str(tmp_path / "run"))
+    return tmp_path
+
+
+def _record(status: str, boot: str) -> dict[str, object]:
+    return {"container": "web", "status": status, "boot": boot, "interfaces": [], "netns": "x"}
+
+
+@pytest.mark.parametrize(
+    ("status", "this_boot", "live_netns", "shortcut"),
+    [
+        ("attached", True, True, True),
+        ("parked", True, True, False),  # a restart: the full path brings its port rules back
+        ("attached", False, True, False),  # left by the previous boot
+        ("attached", True, False, False),  # the namespace is gone
+        ("attaching", True, True, False),  # a crash in the middle of an attach
+    ],
+)
+def test_only_a_live_attachment_of_this_boot_takes_the_shortcut(
+    dirs: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    status: str,
+    this_boot: bool,
+    live_netns: bool,
+    shortcut: bool,
+) -> None:
+    boot = boot_identity() if this_boot else "another-boot:1"
+    state.attachments().put("web", _record(status, boot))
+    monkeypatch.setattr(
+        "berth.network.netns.exists", lambda path: live_netns and path == state.netns_path("web")
+    )
+    assert hook.attached_this_boot("web") is shortcut
+
+
+def test_no_record_no_shortcut(dirs: Path) -> None:
+    assert hook.attached_this_boot("web") is False
+
+
+def test_a_plain_file_is_not_a_namespace_handle(dirs: Path) -> None:
+    """Without the monkeypatch: a leftover file where the handle was is not a live namespace."""
+    state.attachments().put("web", _record("attached", boot_identity()))
+    handle = state.netns_path("web")
+    handle.parent.mkdir(parents=True)
+    handle.touch()
+    assert hook.attached_this_boot("web") is False
