@@ -113,7 +113,8 @@ class Looper:
         urls = " ".join(f"http://{self.lab.addresses[t]}:{self.port}/" for t in self.targets)
         script = (
             f"while :; do for u in {urls}; do "
-            'if b=$(timeout 2 wget -qO- $u 2>/dev/null); then echo "ok $u $b"; else echo "fail $u"; fi; '
+            'if b=$(timeout 2 wget -qO- $u 2>/dev/null); then echo "ok $u $b"; '
+            'else echo "fail $u rc=$?"; fi; '
             "done; done"
         )
         cmd = ["nsenter", "-t", str(self.lab.pids[self.client]), "-a", "sh", "-c", script]

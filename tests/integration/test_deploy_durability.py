@@ -96,7 +96,10 @@ def test_no_failed_request_during_deploy_and_rollback(lab: Lab) -> None:
     lab.run(server, ["sh", "-c", "berth undeploy live >/dev/null 2>&1; true"])
 
     def deploy(version: int, check: bool = True) -> None:
-        path = write_spec(lab, server, spec(version, name="live", port=LIVE_PORT))
+        # Drained for as long as the client waits for an answer (`timeout 2 wget`): a request the
+        # old revision took before the switch always ends before that revision stops (its stop
+        # signal is KILL), however loaded the machine is.
+        path = write_spec(lab, server, spec(version, name="live", port=LIVE_PORT, drain="2s"))
         lab.berth(server, "deploy", "live", "-f", path, check=check)
 
     try:

@@ -34,8 +34,8 @@ from berth.units.observe import live_state
 
 REVISION_ENV = "BERTH_MONITOR_REVISION"
 MAX_EVENTS = 20
-HEARTBEAT = 10.0
-OUTPUT_MAX = 200  # seconds between writes of the state when nothing changes
+HEARTBEAT = 10.0  # seconds between writes of the state when nothing changes
+OUTPUT_MAX = 200  # characters of a probe's output kept (one journal line)
 PASSED_ENV = ("BERTH_DATA_DIR", "BERTH_RUN_DIR")  # where this runtime keeps its state
 
 
