@@ -197,7 +197,8 @@ def _overlay_fd_staged(layer_fds: list[int], upper: str, work: str, staging: str
     names = [str(i) for i in range(len(layer_fds))]
     for name in (*names, "root"):
         os.makedirs(os.path.join(staging, name), exist_ok=True)
-    parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+    # SEQPACKET, not DGRAM: a child that dies before it answers reads as EOF, not a hang.
+    parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     pid = os.fork()
     if pid == 0:  # pragma: no cover - the child
         code = 1
@@ -220,6 +221,8 @@ def _overlay_fd_staged(layer_fds: list[int], upper: str, work: str, staging: str
             code = 0
         except OSError as exc:
             child.send(f"{exc.errno}:{exc.strerror}".encode())
+        except BaseException as exc:  # anything else: said, never raised past the fork
+            child.send(f"{errno.EIO}:{exc}".encode())
         finally:
             os._exit(code)
     child.close()
