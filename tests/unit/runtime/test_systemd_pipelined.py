@@ -4,11 +4,7 @@ calls, errors per call, more calls than one chunk, against a private dbus-daemon
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-import time
-from collections.abc import Iterator, Sequence
-from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -17,36 +13,6 @@ from berth import errors
 from berth.containers import observe as observe_mod
 from berth.systemd import wire
 from berth.systemd.status import UnitListEntry
-
-
-@pytest.fixture
-def bus(tmp_path: Path) -> Iterator[str]:
-    if shutil.which("dbus-daemon") is None:
-        pytest.skip("dbus-daemon is not installed")
-    sock = tmp_path / "bus.sock"
-    conf = tmp_path / "bus.conf"
-    conf.write_text(
-        "<busconfig><type>session</type>"
-        f"<listen>unix:path={sock}</listen><auth>EXTERNAL</auth>"
-        '<policy context="default"><allow user="*"/><allow send_destination="*" eavesdrop="true"/>'
-        '<allow receive_sender="*"/><allow own="*"/></policy></busconfig>\n'
-    )
-    daemon = subprocess.Popen(
-        ["dbus-daemon", f"--config-file={conf}", "--nofork", "--nopidfile"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 10
-        while not sock.exists():
-            assert daemon.poll() is None, "dbus-daemon exited"
-            assert time.monotonic() < deadline
-            time.sleep(0.01)
-        yield f"unix:path={sock}"
-    finally:
-        daemon.terminate()
-        daemon.wait(timeout=10)
-
 
 DBUS = ("org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus")
 
