@@ -315,6 +315,21 @@ def test_restart_policy_restarts_a_crashing_container(box: Box) -> None:
     assert box.inspect("crasher")["exit"]["exit_code"] == 3
 
 
+def test_a_container_that_exits_at_once_keeps_its_exit_status(box: Box) -> None:
+    """Twelve containers that exit at their first instruction, started side by side: each one's
+    status is its own (7), never the shim's 0, even when a container ends before systemd has
+    read which process it is."""
+    names = [f"blink{i}" for i in range(12)]
+    box.names.update(names)
+    starts = " ".join(
+        f"berth run -d --name {name} --rootfs {ROOTFS} sh -c 'exit 7' >/dev/null &" for name in names
+    )
+    box.sh("sh", "-c", f"{starts} wait")
+    for name in names:
+        wait_for(lambda name=name: box.inspect(name)["status"] == "exited", timeout=20)  # type: ignore[misc]
+        assert box.inspect(name)["exit"]["exit_code"] == 7, name
+
+
 def test_stop_start_and_rm_leave_no_trace(box: Box) -> None:
     box.detach("tidy", "sleep", "600", opts=("--stop-timeout", "1"))
     cgroup = box.inspect("tidy")["control_group"]
@@ -416,6 +431,24 @@ def test_a_command_missing_from_the_image_is_reported_and_leaves_nothing(box: Bo
     assert "/no/such/cmd" in out["error"]["message"] and "No such file" in out["error"]["message"]
     assert out["changed"] is False if "changed" in out else True
     assert_nothing_left(box)
+
+
+def test_a_script_whose_interpreter_is_missing_says_so(box: Box) -> None:
+    """The file exists and is executable, but its #! names nothing: reported by the start."""
+    box.sh("mkdir", "-p", "/var/lib/berth/test-script")
+    box.sh("sh", "-c", "printf '#!/no/such/interpreter\\n' > /var/lib/berth/test-script/run")
+    box.sh("chmod", "755", "/var/lib/berth/test-script/run")
+    try:
+        out = box.lab.berth(
+            box.host, "run", "-d", "--name", "noint", "--rootfs", ROOTFS,
+            "-v", "/var/lib/berth/test-script:/s:ro", "/s/run", check=False,
+        )  # fmt: skip
+        box.names.add("noint")
+        assert out["error"]["kind"] == "start-failed", out
+        message = out["error"]["message"]
+        assert "/s/run" in message and "/no/such/interpreter" in message, message
+    finally:
+        box.sh("rm", "-rf", "/var/lib/berth/test-script")
 
 
 def test_an_existing_name_is_a_conflict(box: Box) -> None:

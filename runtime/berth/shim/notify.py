@@ -45,6 +45,41 @@ def sd_notify(message: str) -> bool:
     return True
 
 
+def sd_notify_barrier(timeout_ms: int = 5000) -> bool:
+    """Wait until systemd has handled every notification sent before (sd_notify_barrier(3)).
+
+    The write end of a pipe goes along with `BARRIER=1`; systemd closes it once it has read the
+    datagrams queued before it, and the read end then reports POLLHUP. systemd before 246 knows
+    no barrier but closes unexpected descriptors all the same, after the same point.
+    Hand-written: libsystemd is not a dependency of the shim, and this is a dozen lines.
+    """
+    address = os.environ.get("NOTIFY_SOCKET")
+    if not address:
+        return False
+    if address.startswith("@"):
+        address = "\0" + address[1:]
+    import select
+    import sys
+
+    sockets = socket_module()
+    read_end, write_end = os.pipe2(os.O_CLOEXEC)
+    sock = sockets.socket(sockets.AF_UNIX, sockets.SOCK_DGRAM | sockets.SOCK_CLOEXEC)
+    try:
+        sock.connect(address)
+        fds = write_end.to_bytes(4, sys.byteorder)
+        sock.sendmsg([b"BARRIER=1\n"], [(sockets.SOL_SOCKET, sockets.SCM_RIGHTS, fds)])
+        os.close(write_end)
+        write_end = -1
+        poller = select.poll()
+        poller.register(read_end, select.POLLHUP)
+        return bool(poller.poll(timeout_ms))
+    finally:
+        sock.close()
+        os.close(read_end)
+        if write_end >= 0:
+            os.close(write_end)
+
+
 def filtered(datagram: bytes) -> tuple[str, bool]:
     """The lines of one notification that may reach systemd, and whether it says READY=1."""
     try:

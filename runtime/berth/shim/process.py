@@ -102,7 +102,12 @@ def _kind(mode: int) -> str:
     return f"mode {stat.S_IFMT(mode):#o}"
 
 
-def exec_process(proc: dict[str, Any], error_fd: int) -> None:
+def exec_process(proc: dict[str, Any], error_fd: int, go_fd: int | None = None) -> None:
+    """Become the container's process; with `go_fd`, only once the shim says so (see start.py).
+
+    Everything that can fail is done before the wait: the executable is looked up in PATH here
+    rather than by execvpe, so "command not found" is still reported while the start job runs.
+    """
     caps = frozenset(proc["capabilities"])
     k.drop_bounding_capabilities(caps)
     uid, gid, groups = resolve_user(proc.get("user") or "0")
@@ -122,11 +127,51 @@ def exec_process(proc: dict[str, Any], error_fd: int) -> None:
         os.chdir(cwd)
     except OSError as exc:
         raise SetupError(f"working directory {cwd}: {exc.strerror}") from exc
-    os.closerange(3, error_fd)
-    os.closerange(error_fd + 1, 65536)
+    keep = sorted({error_fd} if go_fd is None else {error_fd, go_fd})
+    for low, high in zip([3] + [fd + 1 for fd in keep], [*keep, 65536], strict=True):
+        os.closerange(low, high)
     env = dict(item.split("=", 1) for item in proc["env"])
     args = proc["args"]
+    path = _executable(args[0], env)
+    if go_fd is not None:
+        os.write(error_fd, b".")  # set up: the shim may now hand this process to systemd
+        if not os.read(go_fd, 1):  # the shim is gone: nobody would watch this process
+            os._exit(127)
     try:
-        os.execvpe(args[0], args, env)
+        os.execve(path, args, env)
     except OSError as exc:
         raise SetupError(f"cannot run {args[0]!r}: {exc.strerror}") from exc
+
+
+def _executable(name: str, env: dict[str, str]) -> str:
+    """`name` looked up as execvp(3) does: a path as is, else the first executable in PATH."""
+    in_path = [os.path.join(d or ".", name) for d in os.get_exec_path(env)]
+    candidates = [name] if "/" in name else in_path
+    denied = None
+    for candidate in candidates:
+        try:
+            mode = os.stat(candidate).st_mode
+        except OSError:
+            continue
+        if stat.S_ISREG(mode) and os.access(candidate, os.X_OK):
+            _check_interpreter(name, candidate)
+            return candidate
+        denied = denied or candidate
+    if denied is None:
+        raise SetupError(f"cannot run {name!r}: {os.strerror(2)}")  # ENOENT
+    raise SetupError(f"cannot run {name!r}: {os.strerror(13)}")  # EACCES
+
+
+def _check_interpreter(name: str, path: str) -> None:
+    """A script's #! interpreter must exist too, or execve fails with ENOENT after the start."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(256)
+    except OSError:
+        return  # executable but unreadable: execve decides
+    if not head.startswith(b"#!"):
+        return
+    words = head[2:].split(b"\n", 1)[0].split()
+    if words and not os.access(words[0], os.X_OK):
+        interpreter = words[0].decode("utf-8", "replace")
+        raise SetupError(f"cannot run {name!r}: its interpreter {interpreter} is missing or not executable")

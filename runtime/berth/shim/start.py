@@ -12,7 +12,7 @@ import sys
 from berth import kernel as k
 from berth.shim import jsonlite, rootfs
 from berth.shim.exit_record import write_atomically
-from berth.shim.notify import listen, relay, sd_notify
+from berth.shim.notify import listen, relay, sd_notify, sd_notify_barrier
 from berth.shim.process import exec_process
 
 TYPE_CHECKING = False  # not `from typing import`: importing typing costs the shim ms at every start
@@ -53,28 +53,44 @@ def start(cfg: dict[str, Any]) -> int:
             return 127
     error_r, error_w = os.pipe2(os.O_CLOEXEC)
     pid_r, pid_w = os.pipe2(os.O_CLOEXEC)
+    go_r, go_w = os.pipe2(os.O_CLOEXEC)
     middle = os.fork()
     if middle == 0:
         os.close(error_r)
         os.close(pid_r)
-        _intermediate(cfg, namespaces, error_w, pid_w)
+        os.close(go_w)
+        _intermediate(cfg, namespaces, error_w, pid_w, go_r)
     os.close(error_w)
     os.close(pid_w)
+    os.close(go_r)
     os.waitpid(middle, 0)
     with os.fdopen(pid_r, "rb") as pipe:
         pid_text = pipe.read()
-    with os.fdopen(error_r, "rb") as pipe:
-        report = pipe.read()  # EOF when the container's exec succeeded (the fd is close-on-exec)
-    if report or not pid_text:  # it failed before exec: say why, where systemd's journal sees it
+    # "." once the container is set up and waits at its exec; a report (JSON) if it failed.
+    first = os.read(error_r, 1)
+    if first != b"." or not pid_text:  # it failed before exec: say why, where the journal sees it
+        report = first + _read_all(error_r)
         message = jsonlite.loads(report)["error"] if report else "the container process was not created"
-        write_atomically(str(cfg["error_file"]), message)
-        print(f"berth: container {cfg['name']} failed to start: {message}", file=sys.stderr, flush=True)
-        return 127
+        return _failed(cfg, message)
     pid = int(pid_text)
+    if under_systemd:
+        # systemd must know the container as the main process before the container can exit:
+        # a MAINPID= naming a process that already ended is refused ("does not exist or is a
+        # zombie"), and this shim's own exit status 0 would then stand for the container's.
+        sd_notify(f"MAINPID={pid}\n" if notify_sock is not None else f"MAINPID={pid}\nREADY=1\n")
+        if not sd_notify_barrier():
+            print("berth: systemd did not confirm the container's main PID in time", file=sys.stderr)
+    os.write(go_w, b"!")
+    report = _read_all(error_r)  # EOF when the exec succeeded (the fd is close-on-exec)
+    os.close(error_r)
+    if report:  # the exec failed: the container exits 127 once the reason is on disk
+        status = _failed(cfg, jsonlite.loads(report)["error"])
+        os.close(go_w)
+        return status
+    os.close(go_w)
     if notify_sock is not None and under_systemd:  # `sdnotify: container`: the app says when ready
-        sd_notify(f"MAINPID={pid}\n")
         return relay(notify_sock, pid, str(relay_path))
-    if sd_notify(f"MAINPID={pid}\nREADY=1\n"):
+    if under_systemd:
         return 0
     _, status = os.waitpid(pid, 0)
     if os.WIFSIGNALED(status):
@@ -85,7 +101,20 @@ def start(cfg: dict[str, Any]) -> int:
     return os.waitstatus_to_exitcode(status)
 
 
-def _intermediate(cfg: dict[str, Any], namespaces: list[str], error_fd: int, pid_fd: int) -> None:
+def _read_all(fd: int) -> bytes:
+    chunks = []
+    while chunk := os.read(fd, 65536):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _failed(cfg: dict[str, Any], message: str) -> int:
+    write_atomically(str(cfg["error_file"]), message)
+    print(f"berth: container {cfg['name']} failed to start: {message}", file=sys.stderr, flush=True)
+    return 127
+
+
+def _intermediate(cfg: dict[str, Any], namespaces: list[str], error_fd: int, pid_fd: int, go_fd: int) -> None:
     try:
         if cfg.get("_userns_fd") is not None:  # first: the namespaces below are then owned by it
             from berth.shim import userns
@@ -96,7 +125,7 @@ def _intermediate(cfg: dict[str, Any], namespaces: list[str], error_fd: int, pid
         pid = os.fork()
         if pid == 0:
             os.close(pid_fd)
-            _child(cfg, namespaces, error_fd)
+            _child(cfg, namespaces, error_fd, go_fd)
         os.write(pid_fd, str(pid).encode())
         os._exit(0)
     except BaseException as exc:
@@ -106,7 +135,7 @@ def _intermediate(cfg: dict[str, Any], namespaces: list[str], error_fd: int, pid
             os._exit(1)
 
 
-def _child(cfg: dict[str, Any], namespaces: list[str], error_fd: int) -> None:
+def _child(cfg: dict[str, Any], namespaces: list[str], error_fd: int, go_fd: int) -> None:
     try:
         os.setsid()
         # The other namespaces are the child's alone: the shim itself must keep the host's
@@ -130,10 +159,15 @@ def _child(cfg: dict[str, Any], namespaces: list[str], error_fd: int) -> None:
         rootfs.build(cfg)
         if cfg.get("hostname") and "uts" in cfg["namespaces"]:
             k.sethostname(str(cfg["hostname"]))
-        exec_process(cfg["process"], error_fd)
+        exec_process(cfg["process"], error_fd, go_fd)
     except BaseException as exc:  # everything becomes one report to the parent
         text = str(exc) if isinstance(exc, rootfs.SetupError) else f"{type(exc).__name__}: {exc}"
         try:
             os.write(error_fd, jsonlite.dumps({"error": text}).encode())
+            os.close(error_fd)
+            # Exit only once the shim has the report on disk (it closes the go pipe then): past
+            # the handshake this process is the unit's main one, and its exit ends the unit.
+            while os.read(go_fd, 1):
+                pass
         finally:
             os._exit(127)
