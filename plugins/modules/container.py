@@ -429,6 +429,13 @@ container:
       description: The container's cgroup path.
       type: str
       sample: /berth.slice/berth-web1.service
+    networks:
+      description:
+        - The container's network interfaces while it is attached (empty otherwise), first network first.
+        - Each has C(network), C(ifname), C(address) and C(address6) (with prefix length), C(gateway),
+          C(gateway6) and C(mac); the MAC follows from the address, so it stays the same across restarts.
+      type: list
+      elements: dict
     created_at:
       description: When the container was created (UTC).
       type: str

@@ -83,6 +83,10 @@ containers:
     pid:
       description: The main process ID on the host, or null when the container does not run.
       type: int
+    networks:
+      description: The container's network interfaces (address, gateway, MAC) while it is attached.
+      type: list
+      elements: dict
     exit:
       description: Why the container's process last ended, or null.
       type: dict

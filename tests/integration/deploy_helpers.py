@@ -84,7 +84,8 @@ def serving(lab: Lab, host: str, via: str | None = None, port: int = PORT) -> st
         state = lab.run(
             host,
             ["sh", "-c", "berth status shop 2>&1 | head -30; berth network ports 2>&1; "
-             "nft list table ip berth 2>&1 | head -60; systemctl list-units --plain --no-legend 'berth-*'"],
+             "nft list table ip berth 2>&1 | head -60; systemctl list-units --plain --no-legend 'berth-*'; "
+             "ip neigh show dev berth0; ip -o link show master berth0; cat /proc/sys/net/ipv4/ip_forward"],
             check=False,
         )  # fmt: skip
         first = f"exit {proc.returncode} {proc.stderr!r}"

@@ -90,12 +90,6 @@ def test_reboot_in_the_middle_of_a_deploy(lab: Lab, host: str, point: str) -> No
     assert (after != before) == (point == "activated")
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="open regression (2026-11-28): under the full suite's load one request in ~2100 hangs "
-    "for 2 s (wget rc=124) during deploy/rollback since the port parking and multi-port switch "
-    "landed; never seen in isolation. See the session note.",
-)
 def test_no_failed_request_during_deploy_and_rollback(lab: Lab) -> None:
     server, client = lab.hosts[2], lab.hosts[0]
     prepare_host(lab, server)

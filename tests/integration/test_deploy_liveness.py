@@ -71,12 +71,6 @@ def break_app(lab: Lab, host: str, container: str) -> None:
     lab.run(host, ["berth", "exec", container, "rm", "/tmp/www/alive"])
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="open regression (2026-11-28): under the full suite's load the service port once did "
-    "not answer right after the monitor's restart, while the container's own port did; never "
-    "seen in isolation. See the session note.",
-)
 def test_monitor_restarts_a_container_that_stops_answering(lab: Lab, host: str) -> None:
     status = deploy(lab, host, "restart")
     assert status["current"] == 1 and status["health"]["result"] == "passed", status

@@ -164,6 +164,31 @@ def test_a_crashed_container_releases_its_ports_and_a_restarted_one_keeps_addres
     assert [p["key"] for p in net.berth("network", "ports")["data"]] == ["*:8094/tcp"]
 
 
+def test_a_container_started_again_is_reached_at_once_from_another_host(net: Net, lab: Lab) -> None:
+    """`berth stop` + `berth start` gives the container a new veth on the address it had. The
+    host's neighbour entry for that address (fresh: a client just used it) must stay right:
+    the MAC comes from the address, and the bridge keeps its own MAC as ports come and go."""
+    other = lab.hosts[1]
+    url = f"http://{lab.addresses[net.host]}:8095/"
+    net.web("again", "again", "--network", "bridge", "-p", "8095:80")
+    assert net.get(url, host=other) == "again"
+    mac = "ip -o link show eth0 | sed 's/.*link.ether \\([0-9a-f:]*\\).*/\\1/'"  # not /sys: the host's
+    before = net.sh(f"nsenter --net=/run/berth/netns/again {mac}").strip()
+    bridge = net.sh("cat /sys/class/net/berth0/address").strip()
+    address = net.berth("inspect", "again")["data"][0]["networks"]
+    assert address[0]["mac"] == before, address
+    assert before.startswith("02:62:"), before
+    net.web("neighbour", "neighbour", "--network", "bridge")  # one more port on the bridge
+    net.berth("stop", "again")
+    net.berth("start", "again")
+    assert net.berth("inspect", "again")["data"][0]["networks"] == address
+    assert net.sh(f"nsenter --net=/run/berth/netns/again {mac}").strip() == before
+    # At once: no retry, one 3 s timeout (a stale neighbour entry meant seconds of silence).
+    assert net.get(url, host=other) == "again"
+    net.berth("rm", "-f", "neighbour")
+    assert net.sh("cat /sys/class/net/berth0/address").strip() == bridge
+
+
 def test_a_container_systemd_gives_up_on_keeps_its_port_reserved_not_forwarded(net: Net) -> None:
     """on-failure:1: the second crash parks the container for a restart the start limit refuses."""
     net.containers.append("quitter")
@@ -349,6 +374,7 @@ def test_networks_and_published_ports_come_back_after_a_reboot(lab: Lab, rootfs:
     """berth-restore.service re-creates every recorded network at boot, one that no container
     uses included (bridge, both gateways, nftables tables), before the containers come back."""
     host = lab.hosts[-1]
+    build_rootfs(lab, host)  # the module's fixture builds it on the first two hosts only
     net = Net(lab, host)
     try:
         net.berth("system", "install")

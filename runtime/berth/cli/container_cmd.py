@@ -114,6 +114,8 @@ def _parse(doc: dict[str, Any]) -> Any:
 
 
 def _describe(c: Any, name: str, observed: Any = None) -> dict[str, Any]:
+    from berth.network.containers import interfaces_of
+
     observed = observed or c.observe(name)
     record = observed.record or {}
     live = observed.live
@@ -132,6 +134,7 @@ def _describe(c: Any, name: str, observed: Any = None) -> dict[str, Any]:
         "finished_at": record.get("finished_at"),
         "pid": live.main_pid or None,
         "control_group": live.control_group,
+        "networks": interfaces_of(name),  # addresses and MACs while attached
         "exit": observed.exit(),
     }
 

@@ -29,6 +29,17 @@ def detach_container(name: str) -> bool:
     return Networks().detach(name)
 
 
+INTERFACE_FIELDS = ("network", "ifname", "address", "address6", "gateway", "gateway6", "mac")
+
+
+def interfaces_of(name: str) -> list[dict[str, Any]]:
+    """The container's interfaces as `inspect` shows them: empty without a network (or stopped)."""
+    from berth.network import state
+
+    record = state.attachments().get(name) or {}
+    return [{k: iface.get(k) for k in INTERFACE_FIELDS} for iface in record.get("interfaces", [])]
+
+
 def restore_networks() -> list[dict[str, Any]]:
     """At boot, before containers start: bridges with their addresses, forwarding, the nftables
     tables from state, and attachments of the previous boot dropped. Nothing to do (and no

@@ -81,6 +81,7 @@ def ensure_bridge(ip: Any, name: str, gateways: list[IPInterface]) -> bool:
         switch = SYSCTL6 / "conf" / name / "disable_ipv6"
         if switch.exists() and switch.read_text().strip() != "0":
             switch.write_text("0\n")
+    _pin_mac(ip, name, idx)
     have = {(a.get_attr("IFA_ADDRESS"), a["prefixlen"]) for a in ip.get_addr(index=idx)}
     for gateway in gateways:
         if (str(gateway.ip), gateway.network.prefixlen) not in have:
@@ -88,6 +89,41 @@ def ensure_bridge(ip: Any, name: str, gateways: list[IPInterface]) -> bool:
             created = True
     ip.link("set", index=idx, state="up")
     return created
+
+
+NET_ADDR_SET = "3"  # /sys/class/net/*/addr_assign_type: the address was set by userspace
+
+
+def _pin_mac(ip: Any, name: str, idx: int) -> None:
+    """Keep the bridge's MAC address what it is now, whatever ports come and go.
+
+    A Linux bridge whose address nobody set takes the lowest MAC of its ports, so a container's
+    veth joining or leaving can change it, and every container that cached the gateway's MAC
+    then sends its answers to an address nobody has until its ARP entry expires (seconds of
+    lost replies). Setting the address, even to its present value, makes it fixed (Docker pins
+    its bridges the same way).
+    """
+    try:
+        if Path(f"/sys/class/net/{name}/addr_assign_type").read_text().strip() == NET_ADDR_SET:
+            return
+    except OSError:
+        pass  # no sysfs of this netns: pin it all the same
+    link = ip.get_links(idx)[0]
+    ip.link("set", index=idx, address=link.get_attr("IFLA_ADDRESS"))
+
+
+def container_mac(addresses: list[str]) -> str:
+    """The MAC address of a container's interface, derived from its first address.
+
+    The same address always comes with the same MAC: a container restarted, or a revision
+    started again, on the address it had keeps being reachable at once, where a new random MAC
+    left the host and the other containers sending to the old one until their neighbour
+    entries expired. 02:62 is locally administered unicast ("b" for berth); the last four
+    bytes are the IPv4 address (for an IPv6-only interface, the last four of the IPv6 one),
+    unique within the bridge's subnet. Docker derives its MACs from the IPv4 address the same way.
+    """
+    last4 = ipaddress.ip_address(addresses[0]).packed[-4:]
+    return ":".join(f"{b:02x}" for b in (0x02, 0x62, *last4))
 
 
 def delete_link(ip: Any, name: str) -> bool:
@@ -125,13 +161,16 @@ def configure_inside(
     ifname: str,
     addresses: list[IPInterface],
     gateways: list[IPAddress],
+    mac: str | None = None,
 ) -> None:
-    """Inside the container's netns: rename to ethN, addresses, up; loopback up; a default
-    route through each gateway (one per family, on the first interface only)."""
+    """Inside the container's netns: rename to ethN, its MAC, addresses, up; loopback up; a
+    default route through each gateway (one per family, on the first interface only)."""
     idx = index(ip, temp_name)
     if idx is None:
         raise BerthError(f"veth end {temp_name} is not in the container's network namespace")
     ip.link("set", index=idx, ifname=ifname)
+    if mac:
+        ip.link("set", index=idx, address=mac)
     for address in addresses:
         _add_address(ip, idx, address)
     ip.link("set", index=idx, state="up")

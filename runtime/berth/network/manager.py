@@ -358,6 +358,7 @@ class Networks:
                     six = "6" if subnet.version == 6 else ""
                     iface[f"address{six}"] = f"{addr}/{subnet.prefixlen}"
                     iface[f"gateway{six}"] = str(gateway)
+                iface["mac"] = links.container_mac(_addresses(iface))
                 interfaces.append(iface)
             record = {
                 "container": container,
@@ -419,6 +420,7 @@ class Networks:
                     iface["ifname"],
                     [ipaddress.ip_interface(c) for c in cidrs],
                     [ipaddress.ip_address(g) for g in gateways],
+                    iface.get("mac"),
                 )
 
     def _publish(self, container: str, ports: Sequence[PortMapping]) -> None:

@@ -74,3 +74,15 @@ def test_concurrent_allocations_under_the_lock_never_collide(tmp_path: Path) -> 
         assert sorted(state.get_leases("n").values()) == sorted(f"c{i}" for i in range(13))
     finally:
         del os.environ["BERTH_DATA_DIR"]
+
+
+def test_a_container_mac_follows_its_first_address() -> None:
+    """Same address, same MAC (neighbour caches stay right across restarts); locally
+    administered unicast; IPv4 first, else the low 32 bits of the IPv6 address."""
+    from berth.network.links import container_mac
+
+    assert container_mac(["10.89.0.2"]) == "02:62:0a:59:00:02"
+    assert container_mac(["10.89.0.2", "fd00:b::2"]) == container_mac(["10.89.0.2"])
+    assert container_mac(["fd00:b::1:2"]) == "02:62:00:01:00:02"
+    first = int(container_mac(["192.0.2.9"]).split(":")[0], 16)
+    assert first & 0b10 and not first & 0b01  # locally administered, not multicast
