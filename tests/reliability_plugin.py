@@ -2,9 +2,10 @@
 
 A pytest plugin, registered with `-p tests.reliability_plugin` (pytest.ini addopts). Tests that
 try hostile inputs or inject faults tell it what they did through `pytestconfig` (no import, so
-they run without the plugin too):
+they run without the plugin too), or through `recorder(pytestconfig)`, which stands in a
+recorder that counts nothing when the plugin is not loaded:
 
-    rec = getattr(pytestconfig, "berth_reliability", None)
+    rec = recorder(pytestconfig)
     rec.inputs(n, "kind")        # n hostile inputs tried (layers, specs, images, examples)
     rec.faults(n, "kind")        # n faults injected (kill -9, full disk, reload, races)
     rec.guard("escape")          # this test guards against an escape: if it fails, count one
@@ -30,6 +31,16 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 GUARDS = {"escape": "escapes", "corrupt-store": "corrupted stores", "lost-revision": "lost revisions"}
+
+
+def recorder(config: pytest.Config) -> Any:
+    """The session's Recorder, or a stand-in that counts nothing when the plugin is not loaded."""
+    return getattr(config, "berth_reliability", None) or _Null()
+
+
+class _Null:
+    def __getattr__(self, _name: str) -> Any:
+        return lambda *a, **k: None
 
 
 @dataclass

@@ -6,6 +6,7 @@ The CLI turns them into a message (or a JSON error object) in exactly one place,
 
 from __future__ import annotations
 
+import errno
 from typing import Any
 
 
@@ -114,3 +115,21 @@ class DeployFailed(BerthError):
 
     kind = "deploy-failed"
     exit_code = 14
+
+
+class StorageError(BerthError):
+    """The host's storage refused a write: full, over quota, or read-only. Nothing half-written
+    stays behind (writes are atomic); the command can run again once there is room."""
+
+    kind = "storage-error"
+    exit_code = 15
+
+
+# What the host's storage, not Berth's input or a bug, is to blame for.
+STORAGE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS})
+
+
+def storage_error(exc: OSError, doing: str) -> StorageError:
+    """`exc` (one of STORAGE_ERRNOS) as the typed error, saying what could not be written."""
+    where = f" {exc.filename}" if exc.filename else ""
+    return StorageError(f"{doing}{where}: {exc.strerror}", errno=errno.errorcode.get(exc.errno or 0))

@@ -11,6 +11,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from berth.errors import STORAGE_ERRNOS, storage_error
+
 
 @dataclass(frozen=True)
 class Action:
@@ -44,6 +46,13 @@ def apply(actions: Sequence[Action], handlers: Mapping[str, Handler]) -> list[Ac
             raise AssertionError(f"no handler for action {action.kind!r}") from None
         try:
             handler(action)
+        except OSError as exc:  # a full or read-only disk under any step: typed, so callers undo
+            if exc.errno not in STORAGE_ERRNOS:
+                exc.applied = list(done)  # type: ignore[attr-defined]
+                raise
+            typed = storage_error(exc, f"{action.kind} of {action.target}: cannot write")
+            typed.applied = list(done)  # type: ignore[attr-defined]
+            raise typed from exc
         except Exception as exc:
             exc.applied = list(done)  # type: ignore[attr-defined]
             raise

@@ -13,6 +13,8 @@ import pytest
 from deploy_helpers import Looper, prepare_host, serving, spec, write_spec
 from labkit import Lab, berth
 
+from tests.reliability_plugin import recorder as _rec
+
 pytestmark = pytest.mark.lab
 
 # Before the commit point (`switching`) the old revision must win; from it on, the new one.
@@ -46,7 +48,10 @@ def consistent(lab: Lab, host: str) -> int:
 
 @pytest.mark.parametrize("point", BEFORE + AFTER)
 @pytest.mark.parametrize("then", ["deploy", "restore"])
-def test_kill_at_each_step(lab: Lab, host: str, point: str, then: str) -> None:
+def test_kill_at_each_step(pytestconfig: pytest.Config, lab: Lab, host: str, point: str, then: str) -> None:
+    rec = _rec(pytestconfig)
+    rec.guard("lost-revision")
+    rec.faults(1, "kill -9 at a deploy step")
     before = consistent(lab, host)
     # A content change no earlier revision had, so every step (create included) runs.
     doc = spec(1 if before % 2 else 2, name="crash", port=CRASH_PORT)
@@ -71,7 +76,12 @@ def test_kill_at_each_step(lab: Lab, host: str, point: str, then: str) -> None:
 
 
 @pytest.mark.parametrize("point", ["checked", "activated"])
-def test_reboot_in_the_middle_of_a_deploy(lab: Lab, host: str, point: str) -> None:
+def test_reboot_in_the_middle_of_a_deploy(
+    pytestconfig: pytest.Config, lab: Lab, host: str, point: str
+) -> None:
+    rec = _rec(pytestconfig)
+    rec.guard("lost-revision")
+    rec.faults(1, "host rebooted in the middle of a deploy")
     before = consistent(lab, host)
     doc = spec(1 if before % 2 else 2, name="crash", port=CRASH_PORT)
     doc["containers"][0]["env"] = {"ATTEMPT": f"reboot-{point}"}

@@ -26,6 +26,8 @@ import pytest
 from labkit import Lab
 from rootfs import ROOTFS, build_rootfs
 
+from tests.reliability_plugin import recorder as _rec
+
 pytestmark = pytest.mark.lab
 
 WORK = "/var/lib/berth/escape-tests"
@@ -148,16 +150,6 @@ PROBE_EXPECT = {
     "ptrace_attach": {"EPERM"},
     "chroot_escape": {"ENOENT"},
 }
-
-
-def _rec(config: pytest.Config) -> Any:
-    """The reliability recorder (tests/reliability_plugin.py), or a stand-in that counts nothing."""
-    return getattr(config, "berth_reliability", None) or _Null()
-
-
-class _Null:
-    def __getattr__(self, _name: str) -> Any:
-        return lambda *a, **k: None
 
 
 class Host:

@@ -30,21 +30,11 @@ from images_helpers import BERTH, berth, busybox_rootfs
 from labkit import Lab
 from rootfs import ROOTFS, build_rootfs
 
+from tests.reliability_plugin import recorder as _rec
+
 ROOT = pytest.mark.skipif(os.geteuid() != 0, reason="the image store needs root (mknod, trusted xattrs)")
 SEED = int(os.environ.get("BERTH_FAULT_SEED") or random.SystemRandom().randrange(1 << 31))
 ITERATIONS = int(os.environ.get("BERTH_FAULT_ITERATIONS") or 0)
-
-
-def _rec(config: pytest.Config) -> Any:
-    rec = getattr(config, "berth_reliability", None)
-    if rec is None:
-
-        class _Null:
-            def __getattr__(self, _name: str) -> Any:
-                return lambda *a, **k: None
-
-        return _Null()
-    return rec
 
 
 @pytest.fixture

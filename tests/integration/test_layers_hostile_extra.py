@@ -26,15 +26,13 @@ from hostile_layers import Case, cases
 from labkit import VENV, Lab
 from test_layers_hostile import run_case
 
-
-def _rec(config: pytest.Config) -> Any:
-    return getattr(config, "berth_reliability", None)
+from tests.reliability_plugin import recorder as _rec
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="layer extraction needs root (mknod, xattrs)")
 @pytest.mark.parametrize("case", all_cases(), ids=lambda c: c.name)
 def test_hostile_layer_extra(case: Case, sandbox: Path, pytestconfig: pytest.Config) -> None:
-    if (rec := _rec(pytestconfig)) is not None:
+    if rec := _rec(pytestconfig):
         rec.inputs(1, "hostile layers (machine)")
         rec.guard("escape")
     run_case(case, sandbox)
@@ -209,9 +207,8 @@ def test_hostile_corpus_imported_on_a_lab_host_writes_nothing_outside_the_store(
     lab: Lab, pytestconfig: pytest.Config, tmp_path: Path
 ) -> None:
     rec = _rec(pytestconfig)
-    if rec is not None:
-        rec.guard("escape")
-        rec.guard("corrupt-store")
+    rec.guard("escape")
+    rec.guard("corrupt-store")
     host = lab.hosts[0]
     ht = HostTree(lab, host)
     lab.run(

@@ -19,7 +19,7 @@ from typing import Any
 from berth.cli.common import json_parent
 from berth.cli.output import emit_error, emit_result
 from berth.cli.result import Result
-from berth.errors import BerthError
+from berth.errors import STORAGE_ERRNOS, BerthError, storage_error
 
 # The command modules, in the order `berth --help` lists their commands.
 COMMAND_MODULES = (
@@ -150,6 +150,12 @@ def run(argv: Sequence[str]) -> int:
     except BerthError as exc:
         emit_error(command, exc, as_json)
         return exc.exit_code
+    except OSError as exc:  # a full or read-only disk outside any plan step; anything else is a bug
+        if exc.errno not in STORAGE_ERRNOS:
+            raise
+        typed = storage_error(exc, "cannot write")
+        emit_error(command, typed, as_json)
+        return typed.exit_code
     except KeyboardInterrupt:
         emit_error(command, BerthError("interrupted"), as_json)
         return 130

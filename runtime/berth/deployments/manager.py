@@ -167,14 +167,35 @@ class Deployments:
             "step": "planned",
             "timings": {},
         }
-        records.put(record)
+        try:
+            records.put(record)
+        except BerthError as exc:  # nothing started: the record on disk is the one before
+            serves = f", revision {record['current']} serves" if record["current"] is not None else ""
+            raise DeployFailed(
+                f"{kind} of {record['name']} to revision {target} failed: {exc.message}; "
+                f"nothing changed{serves}",
+                revision=target,
+                serving=record["current"],
+                cause=exc.to_json(),
+            ) from None
         actions = [*actions, Action("close-operation", record["name"], {"result": "completed"})]
         handlers = self._handlers(record, frozen, outcome, settings)
         try:
             outcome.applied = plans.apply(actions, handlers)
         except BerthError as exc:
             applied = list(getattr(exc, "applied", []))
-            undo = self._abort(record, exc)
+            try:
+                undo = self._abort(record, exc)
+            except BerthError as undo_exc:  # a full disk fails the undo's writes too
+                raise DeployFailed(
+                    f"{kind} of {record['name']} to revision {target} failed: {exc.message}; its undo "
+                    f"failed too ({undo_exc.message}): `berth restore` finishes it, back to one "
+                    "consistent revision",
+                    revision=target,
+                    serving=None,
+                    cause=exc.to_json(),
+                    undo=undo_exc.to_json(),
+                ) from None
             error = DeployFailed(
                 f"{kind} of {record['name']} to revision {target} failed: {exc.message}; "
                 + (
@@ -414,7 +435,8 @@ class Deployments:
             monitor.stop(c.systemd, name)
 
         def start_monitor(action: Action) -> None:
-            monitor.start(c.systemd, name, int(action.detail["revision"]))
+            number = int(action.detail["revision"])
+            monitor.start(c.systemd, name, number, record["revisions"].get(str(number)))
 
         handlers: dict[str, Handler] = {
             "update-settings": update_settings,

@@ -64,12 +64,17 @@ def watching(systemd: Systemd, deployment: str) -> int | None:
     return int(value) if value and value.isdigit() else None
 
 
-def start(systemd: Systemd, deployment: str, revision: int) -> None:
-    """Start the monitor unit of `deployment` watching `revision` (replacing any other)."""
+def start(systemd: Systemd, deployment: str, revision: int, rev: dict[str, Any] | None = None) -> None:
+    """Start the monitor unit of `deployment` watching `revision` (replacing any other).
+
+    With the revision's record `rev`, the roles it watches are in the monitor's state from the
+    start (no probe yet), so `berth status` right after a deploy or rollback already shows them.
+    """
     stop(systemd, deployment)
     if (store().get(deployment) or {}).get("revision") != revision:  # same revision (a boot): keep counts
-        store().put(deployment, {"name": deployment, "revision": revision, "started_at": now(), "roles": {},
-                                 "events": []})  # fmt: skip
+        roles = {} if rev is None else initial_roles(rev)
+        store().put(deployment, {"name": deployment, "revision": revision, "started_at": now(),
+                                 "roles": roles, "events": []})  # fmt: skip
     env = [f"{REVISION_ENV}={revision}"] + [f"{k}={os.environ[k]}" for k in PASSED_ENV if os.environ.get(k)]
     props = {
         "Description": f"berth liveness monitor of deployment {deployment} revision {revision}",
@@ -117,6 +122,25 @@ class Watch:
     state: dict[str, Any] = field(default_factory=dict)
 
 
+def watches_of(rev: dict[str, Any], roles: dict[str, Any]) -> list[Watch]:
+    """A Watch per role of the revision that has a liveness check, its state kept in `roles`."""
+    out = []
+    for role in rev["content"]["roles"]:
+        if role.get("liveness"):
+            live = Liveness.from_json(role["liveness"])
+            container = rev["containers"][role["role"]]
+            out.append(Watch(role["role"], container, live, role["ports"], state=roles))
+    return out
+
+
+def initial_roles(rev: dict[str, Any]) -> dict[str, Any]:
+    """The monitor's per-role state before its first probe."""
+    roles: dict[str, Any] = {}
+    for w in watches_of(rev, roles):
+        _state(w)
+    return roles
+
+
 def _state(w: Watch) -> dict[str, Any]:
     s: dict[str, Any] = w.state.setdefault(
         w.role,
@@ -158,13 +182,7 @@ class Monitor:
         return rev
 
     def watches(self, rev: dict[str, Any]) -> list[Watch]:
-        out = []
-        for role in rev["content"]["roles"]:
-            if role.get("liveness"):
-                live = Liveness.from_json(role["liveness"])
-                container = rev["containers"][role["role"]]
-                out.append(Watch(role["role"], container, live, role["ports"], state=self.roles))
-        return out
+        return watches_of(rev, self.roles)
 
     def run(self) -> int:
         rev = self.serving()

@@ -11,6 +11,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from berth.errors import STORAGE_ERRNOS, storage_error
+
 
 def _open_temp(directory: Path, name: str) -> tuple[int, str]:
     """A new file `.NAME.XXXXXXXX.tmp` in `directory`, made as tempfile.mkstemp makes one
@@ -26,6 +28,17 @@ def _open_temp(directory: Path, name: str) -> tuple[int, str]:
 
 
 def atomic_write_bytes(path: Path, data: bytes, mode: int = 0o644) -> None:
+    """Write `path` whole or not at all; a full or read-only disk is a StorageError naming it."""
+    try:
+        _write(path, data, mode)
+    except OSError as exc:
+        if exc.errno in STORAGE_ERRNOS:
+            exc.filename = exc.filename or str(path)
+            raise storage_error(exc, "cannot write") from exc
+        raise
+
+
+def _write(path: Path, data: bytes, mode: int) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = _open_temp(path.parent, path.name)
     try:

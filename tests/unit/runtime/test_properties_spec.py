@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from berth.containers.schema import CONTAINER_SPEC_SCHEMA
 from berth.containers.spec import ContainerSpec, parse_spec
 from berth.errors import InvalidInput
+from tests.reliability_plugin import recorder as _rec
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -78,10 +79,6 @@ near_specs = st.fixed_dictionaries(
 )
 
 
-def _rec(config: pytest.Config) -> Any:
-    return getattr(config, "berth_reliability", None)
-
-
 def _check(doc: Any) -> None:
     try:
         spec = parse_spec(doc)
@@ -96,7 +93,7 @@ def _check(doc: Any) -> None:
 @SETTINGS
 @given(doc=json_values)
 def test_any_json_document_is_a_spec_or_invalid_input(pytestconfig: pytest.Config, doc: Any) -> None:
-    if (rec := _rec(pytestconfig)) is not None:
+    if rec := _rec(pytestconfig):
         rec.inputs(1, "spec documents (hypothesis)")
     _check(doc)
 
@@ -106,6 +103,6 @@ def test_any_json_document_is_a_spec_or_invalid_input(pytestconfig: pytest.Confi
 def test_near_valid_specs_are_a_spec_or_invalid_input(
     pytestconfig: pytest.Config, doc: dict[str, Any]
 ) -> None:
-    if (rec := _rec(pytestconfig)) is not None:
+    if rec := _rec(pytestconfig):
         rec.inputs(1, "spec documents (hypothesis)")
     _check(doc)
