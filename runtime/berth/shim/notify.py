@@ -28,17 +28,29 @@ TARGET_DIR = "/run/notify"
 TARGET = f"{TARGET_DIR}/notify.sock"
 
 
-def sd_notify(message: str) -> bool:
-    """Send `message`; return False when not run by systemd with a notify socket."""
+def _notify_socket() -> Any:
+    """A datagram socket connected to systemd's $NOTIFY_SOCKET; None when there is none."""
     address = os.environ.get("NOTIFY_SOCKET")
     if not address:
-        return False
+        return None
     if address.startswith("@"):
         address = "\0" + address[1:]
     sockets = socket_module()
     sock = sockets.socket(sockets.AF_UNIX, sockets.SOCK_DGRAM | sockets.SOCK_CLOEXEC)
     try:
         sock.connect(address)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def sd_notify(message: str) -> bool:
+    """Send `message`; return False when not run by systemd with a notify socket."""
+    sock = _notify_socket()
+    if sock is None:
+        return False
+    try:
         sock.sendall(message.encode())
     finally:
         sock.close()
@@ -53,19 +65,15 @@ def sd_notify_barrier(timeout_ms: int = 5000) -> bool:
     no barrier but closes unexpected descriptors all the same, after the same point.
     Hand-written: libsystemd is not a dependency of the shim, and this is a dozen lines.
     """
-    address = os.environ.get("NOTIFY_SOCKET")
-    if not address:
+    sock = _notify_socket()
+    if sock is None:
         return False
-    if address.startswith("@"):
-        address = "\0" + address[1:]
     import select
     import sys
 
     sockets = socket_module()
     read_end, write_end = os.pipe2(os.O_CLOEXEC)
-    sock = sockets.socket(sockets.AF_UNIX, sockets.SOCK_DGRAM | sockets.SOCK_CLOEXEC)
     try:
-        sock.connect(address)
         fds = write_end.to_bytes(4, sys.byteorder)
         sock.sendmsg([b"BARRIER=1\n"], [(sockets.SOL_SOCKET, sockets.SCM_RIGHTS, fds)])
         os.close(write_end)
