@@ -187,7 +187,7 @@ class Deployments:
             try:
                 undo = self._abort(record, exc)
             except BerthError as undo_exc:  # a full disk fails the undo's writes too
-                raise DeployFailed(
+                cut_short = DeployFailed(
                     f"{kind} of {record['name']} to revision {target} failed: {exc.message}; its undo "
                     f"failed too ({undo_exc.message}): `berth restore` finishes it, back to one "
                     "consistent revision",
@@ -195,7 +195,9 @@ class Deployments:
                     serving=None,
                     cause=exc.to_json(),
                     undo=undo_exc.to_json(),
-                ) from None
+                )
+                cut_short.applied = [*outcome.recovered, *applied]  # type: ignore[attr-defined]
+                raise cut_short from None
             error = DeployFailed(
                 f"{kind} of {record['name']} to revision {target} failed: {exc.message}; "
                 + (
