@@ -16,14 +16,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from labkit import HOST_PATH, REPO, VENV, Lab
+from labkit import HOST_PATH, VENV, Lab
 from netkit import Net
 from rootfs import build_rootfs
 from test_network import answers, wait_for
 
 pytestmark = pytest.mark.lab
 VERSION = "0.7.2"  # Debian 12's python3-pyroute2
-PREFIX = REPO / ".build" / f"venv-pyroute2-{VERSION}"
+# Under the venv: lab hosts see it (their /tmp, and so a checkout there, is their own).
+PREFIX = VENV / f"sibling-pyroute2-{VERSION}"
 
 
 def interpreter() -> Path:
