@@ -81,17 +81,32 @@ def serving(lab: Lab, host: str, via: str | None = None, port: int = PORT) -> st
     proc = lab.run(client, ["timeout", "3", "wget", "-qO-", url], check=False)
     if not proc.stdout.strip():  # shown by pytest when the test fails: why nothing answered
         again = lab.run(client, ["timeout", "3", "wget", "-qO-", url], check=False)
-        state = lab.run(
-            host,
-            ["sh", "-c", "berth status shop 2>&1 | head -30; berth network ports 2>&1; "
-             "nft list table ip berth 2>&1 | head -60; systemctl list-units --plain --no-legend 'berth-*'; "
-             "ip neigh show dev berth0; ip -o link show master berth0; cat /proc/sys/net/ipv4/ip_forward"],
-            check=False,
-        )  # fmt: skip
+        state = lab.run(host, ["sh", "-c", _diagnose_host(port)], check=False)
+        seen = lab.run(client, ["sh", "-c", f"ip neigh show {lab.addresses[host]}; "
+                                f"ping -c1 -W1 {lab.addresses[host]} | tail -2"], check=False)  # fmt: skip
         first = f"exit {proc.returncode} {proc.stderr!r}"
         second = f"exit {again.returncode} {again.stdout!r} {again.stderr!r}"
         print(f"{client} -> {url}: {first}; a second try: {second}\n{state.stdout}{state.stderr}")
+        print(f"seen from {client}:\n{seen.stdout}{seen.stderr}")
     return proc.stdout.strip()
+
+
+def _diagnose_host(port: int) -> str:
+    """A shell script for the serving host: its deployments' state, the port's DNAT, its
+    bridge, and, inside every running container, the routes and neighbours it replies with."""
+    return (
+        "berth status shop 2>&1 | head -30; berth network ports 2>&1; "
+        "nft list table ip berth 2>&1 | head -60; systemctl list-units --plain --no-legend 'berth-*'; "
+        "ip neigh show dev berth0; ip -o link show master berth0; cat /proc/sys/net/ipv4/ip_forward; "
+        f"echo '# from the host itself:'; timeout 3 wget -qO- http://127.0.0.1:{port}/ || echo 'no answer'; "
+        "echo '# conntrack for the port:'; "
+        f"grep -E 'dport={port} |sport=80 ' /proc/net/nf_conntrack 2>&1 | tail -8; "
+        "for u in $(systemctl list-units --plain --no-legend 'berth-*.service' | cut -d' ' -f1); do "
+        'pid=$(systemctl show -P MainPID $u); [ "$pid" -gt 0 ] 2>/dev/null || continue; '
+        'echo "# inside $u (pid $pid):"; nsenter -t $pid -n sh -c \'ip -o -4 addr; ip route; ip neigh; '
+        "nstat -az TcpExtListenDrops TcpExtListenOverflows TcpInSegs TcpOutSegs IpOutNoRoutes "
+        "2>/dev/null'; done"
+    )
 
 
 @dataclass
