@@ -82,8 +82,7 @@ def serving(lab: Lab, host: str, via: str | None = None, port: int = PORT) -> st
     if not proc.stdout.strip():  # shown by pytest when the test fails: why nothing answered
         again = lab.run(client, ["timeout", "3", "wget", "-qO-", url], check=False)
         state = lab.run(host, ["sh", "-c", _diagnose_host(port)], check=False)
-        seen = lab.run(client, ["sh", "-c", f"ip neigh show {lab.addresses[host]}; "
-                                f"ping -c1 -W1 {lab.addresses[host]} | tail -2"], check=False)  # fmt: skip
+        seen = lab.run(client, ["ip", "neigh", "show", lab.addresses[host]], check=False)
         first = f"exit {proc.returncode} {proc.stderr!r}"
         second = f"exit {again.returncode} {again.stdout!r} {again.stderr!r}"
         print(f"{client} -> {url}: {first}; a second try: {second}\n{state.stdout}{state.stderr}")
@@ -97,7 +96,8 @@ def _diagnose_host(port: int) -> str:
     return (
         "berth status shop 2>&1 | head -30; berth network ports 2>&1; "
         "nft list table ip berth 2>&1 | head -60; systemctl list-units --plain --no-legend 'berth-*'; "
-        "ip neigh show dev berth0; ip -o link show master berth0; cat /proc/sys/net/ipv4/ip_forward; "
+        "ip -br link show eth0; ip neigh show dev berth0; ip -o link show master berth0; "
+        "cat /proc/sys/net/ipv4/ip_forward; "
         f"echo '# from the host itself:'; timeout 3 wget -qO- http://127.0.0.1:{port}/ || echo 'no answer'; "
         "echo '# conntrack for the port:'; "
         f"grep -E 'dport={port} |sport=80 ' /proc/net/nf_conntrack 2>&1 | tail -8; "

@@ -71,13 +71,6 @@ def break_app(lab: Lab, host: str, container: str) -> None:
     lab.run(host, ["berth", "exec", container, "rm", "/tmp/www/alive"])
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="open (2026-11-28): under the full suite's load, right after the monitor's restart, "
-    "requests from another host to the service port time out while 127.0.0.1 answers; the "
-    "DNAT rule, the port holder and the neighbour entry (address-derived MAC) are all right. "
-    "Not the MAC bug fixed in 344e62e. See the session note.",
-)
 def test_monitor_restarts_a_container_that_stops_answering(lab: Lab, host: str) -> None:
     status = deploy(lab, host, "restart")
     assert status["current"] == 1 and status["health"]["result"] == "passed", status

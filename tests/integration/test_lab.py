@@ -88,9 +88,17 @@ def test_reboot_keeps_the_data_dir_and_changes_the_boot(lab: Lab) -> None:
     boot_id = lab.run(host, ["cat", "/proc/sys/kernel/random/boot_id"]).stdout
     old_pid = lab.pids[host]
     lab.run(host, ["sh", "-c", "echo kept > /var/lib/berth/reboot-marker; echo gone > /run/marker"])
+    peer, address = lab.hosts[0], lab.addresses[host]
+    mac = lab.run(host, ["cat", "/sys/class/net/eth0/address"]).stdout.strip()
+    connect = ["timeout", "2", "bash", "-c", f"</dev/tcp/{address}/22"]  # the host's sshd
+    lab.run(peer, connect)  # the peer has the host's MAC in its neighbour table now
     out = berth("lab", "reboot", host, "--name", lab.name)
     lab.refresh()
     assert out["changed"] and lab.pids[host] != old_pid
+    # Same address, same MAC: the peer reaches the rebooted host at once, its neighbour entry
+    # still right (a new random MAC left it sending into the void for seconds).
+    assert lab.run(peer, connect, check=False).returncode == 0
+    assert lab.run(host, ["cat", "/sys/class/net/eth0/address"]).stdout.strip() == mac
     assert lab.run(host, ["cat", "/var/lib/berth/reboot-marker"]).stdout.strip() == "kept"
     assert lab.run(host, ["test", "-e", "/run/marker"], check=False).returncode == 1
     # A new boot as far as the host's systemd is concerned: a fresh journal boot, fresh /run.

@@ -79,6 +79,20 @@ def host_veth(lab: str, index: int) -> tuple[str, str]:
     return f"bv-{lab}-{index}", f"bp-{lab}-{index}"
 
 
+def host_mac(address: str) -> str:
+    """The MAC address of a namespace host's eth0, derived from its IPv4 address.
+
+    A reboot makes the host's veth pair again; with a new random MAC, every other host that had
+    talked to it kept sending to the old one (its neighbour entry STALE, then DELAY and PROBE:
+    about 8 s of silence) and requests from them timed out after a reboot. The same address now
+    always comes with the same MAC. 02:6c is locally administered unicast ("l" for lab), apart
+    from the containers' 02:62 (berth.network.links.container_mac); VM hosts get theirs from
+    lab/vm.py.
+    """
+    last4 = ipaddress.IPv4Interface(address).ip.packed
+    return ":".join(f"{b:02x}" for b in (0x02, 0x6C, *last4))
+
+
 def host_address(subnet: ipaddress.IPv4Network, index: int) -> ipaddress.IPv4Interface:
     return ipaddress.IPv4Interface(f"{subnet[FIRST_HOST_OCTET - 1 + index]}/{subnet.prefixlen}")
 

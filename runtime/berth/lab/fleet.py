@@ -30,6 +30,7 @@ from berth.lab.config import (
     LabPaths,
     gateway_address,
     host_address,
+    host_mac,
     host_name,
     host_veth,
     state_root,
@@ -262,7 +263,7 @@ class Lab:
         host.cgroups = [str(d) for d in cgroups.create_host_cgroups(hierarchies, f"berth-lab.{host.name}")]
         self.save(state)
         machine_end, host_end = host_veth(self.name, host.index)
-        network.create_veth(machine_end, host_end, self.paths.bridge)
+        network.create_veth(machine_end, host_end, self.paths.bridge, host_mac(host.address))
 
         fifo = hdir / "boot.fifo"
         fifo.unlink(missing_ok=True)

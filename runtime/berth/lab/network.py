@@ -59,13 +59,15 @@ def create_bridge(name: str, gateway: ipaddress.IPv4Interface) -> None:
             raise LabError(f"cannot create lab bridge {name}: {exc}") from exc
 
 
-def create_veth(machine_end: str, host_end: str, bridge: str) -> None:
+def create_veth(machine_end: str, host_end: str, bridge: str, host_mac: str) -> None:
+    """A host's pair: the machine end on the lab's bridge, up; the host end with its fixed MAC."""
     with _iproute() as ip:
         for name in (machine_end, host_end):
             if _index(ip, name) is not None:
                 raise Conflict(f"network interface {name} already exists")
         try:
             ip.link("add", ifname=machine_end, kind="veth", peer=host_end)
+            ip.link("set", index=_index(ip, host_end), address=host_mac)
             ip.link("set", index=_index(ip, machine_end), master=_index(ip, bridge), state="up")
         except Exception as exc:
             raise LabError(f"cannot create veth pair {machine_end}/{host_end}: {exc}") from exc
