@@ -23,9 +23,9 @@ IFA_F_NODAD = 0x02  # a static address of ours: usable at once, no duplicate add
 
 @contextmanager
 def iproute() -> Iterator[Any]:
-    from pyroute2 import IPRoute
+    from berth.network.pyroute import iproute_class
 
-    with IPRoute() as ip:
+    with iproute_class()() as ip:
         yield ip
 
 
