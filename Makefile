@@ -11,12 +11,13 @@ PYTEST_ARGS ?= -m "not slow and not vm"
 PYTEST_WORKERS ?= -n 2 --dist loadfile
 STAMP := $(VENV)/.berth-deps
 
-.PHONY: help deps lint unit sanity integration test test-slow demo bench clean
+.PHONY: help deps lint unit sanity integration test test-slow demo bench fuzz clean
 
 help:
 	@echo "make demo   - 3 local systemd hosts: build, push, roll out v1 and v2, a broken v3 rolled back, fleet rollback"
 	@echo "make test   - lint, type checks, unit, collection sanity and integration tests on lab hosts"
 	@echo "make bench  - benchmarks side by side with the peers (see bench/README.md)"
+	@echo "make fuzz   - the layer applier and Containerfile parser fuzz targets, FUZZ_SECONDS each (default 60)"
 	@echo "make deps   - Debian packages and the pinned virtual environment (run by the others)"
 
 deps: $(STAMP)
@@ -60,6 +61,14 @@ demo: deps
 bench: deps
 	@scripts/install-deps.sh vm
 	$(PY) bench/run.py
+
+# Coverage-guided (atheris) fuzzing of the layer applier and the Containerfile parser, a fixed
+# time each; a crash exits non-zero with its input saved (tests/fuzz/README.md).
+FUZZ_SECONDS ?= 60
+fuzz: deps
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements/fuzz.txt
+	BERTH_FUZZ_SECONDS=$(FUZZ_SECONDS) $(PY) tests/fuzz/fuzz_layers.py --engine atheris
+	BERTH_FUZZ_SECONDS=$(FUZZ_SECONDS) $(PY) tests/fuzz/fuzz_containerfile.py --engine atheris
 
 clean:
 	rm -rf $(VENV) .build .mypy_cache .ruff_cache .pytest_cache
