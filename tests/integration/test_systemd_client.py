@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -22,6 +20,7 @@ import pytest
 from labkit import BERTH, Lab
 
 from berth.systemd.names import unit_object_path
+from tests.private_bus import private_bus
 
 BACKENDS = ["native", "dbus-fast", "dbus-next"]
 NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
@@ -52,32 +51,8 @@ def test_no_system_bus_is_systemd_unavailable(backend: str, tmp_path: Path) -> N
 @pytest.fixture
 def bus_without_systemd(tmp_path: Path) -> Iterator[str]:
     """A private dbus-daemon on which nobody owns org.freedesktop.systemd1."""
-    if shutil.which("dbus-daemon") is None:
-        pytest.skip("dbus-daemon is not installed")
-    sock = tmp_path / "bus.sock"
-    conf = tmp_path / "bus.conf"
-    conf.write_text(
-        '<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-BUS Bus Configuration 1.0//EN"\n'
-        ' "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">\n'
-        f"<busconfig><type>system</type><listen>unix:path={sock}</listen><auth>EXTERNAL</auth>"
-        '<policy context="default"><allow user="*"/><allow send_destination="*"/>'
-        '<allow receive_sender="*"/><allow own="*"/></policy></busconfig>\n'
-    )
-    daemon = subprocess.Popen(
-        ["dbus-daemon", f"--config-file={conf}", "--nofork", "--nopidfile"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 10
-        while not sock.exists():
-            assert daemon.poll() is None, "dbus-daemon exited"
-            assert time.monotonic() < deadline, "dbus-daemon did not create its socket"
-            time.sleep(0.02)
-        yield f"unix:path={sock}"
-    finally:
-        daemon.terminate()
-        daemon.wait(timeout=10)
+    with private_bus(tmp_path, "system") as address:
+        yield address
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
