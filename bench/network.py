@@ -32,7 +32,11 @@ MODES: dict[str, list[str]] = {
     "none": ["--network", "none"],
     "bridge": ["--network", "bridge"],
     "bridge_port": ["--network", "bridge", "-p", "18080:80"],
+    "bridge_before": ["--network", "bridge"],
 }
+# "Before" (the same run): the CLI with pyroute2's whole package imported first, as it was before
+# berth.network.pyroute imported IPRoute alone.
+BEFORE = "import sys, pyroute2; from berth.cli import main; sys.argv[0] = 'berth'; sys.exit(main())"
 PODMAN = [
     "podman", "--cgroup-manager", "systemd", "--root", "/var/lib/berth/bench-podman",
     "--runroot", "/run/bench-podman", "--storage-driver", "overlay",
@@ -54,7 +58,8 @@ def inner(rounds: int, with_podman: bool) -> dict[str, dict[str, list[float]]]:
             for mode, flags in modes.items():
                 name = f"nb-{mode.replace('_', '-')}-{i}"
                 if side == "berth":
-                    argv = ["berth", "run", "-d", "--name", name, "--rootfs", ROOTFS, *flags]
+                    cli = [sys.executable, "-c", BEFORE] if mode == "bridge_before" else ["berth"]
+                    argv = [*cli, "run", "-d", "--name", name, "--rootfs", ROOTFS, *flags]
                     argv += ["sh", "-c", IDLE]
                     remove = ["berth", "rm", "-f", name]
                 else:
@@ -118,6 +123,7 @@ def markdown(results: dict[str, Any]) -> str:
         "none": "`--network none`",
         "bridge": "`--network bridge`",
         "bridge_port": "`--network bridge -p 18080:80`",
+        "bridge_before": "before: `--network bridge` with all of pyroute2 imported",
     }
     podman = results.get("podman") if isinstance(results.get("podman"), dict) else None
     rows = [

@@ -45,7 +45,18 @@ SECTIONS: list[tuple[str, str, str, str]] = [
         "`berth lab up --vm`: cgroup v2 hosts under qemu (software emulation)",
         "One VM at a time on the shared 2-core machine; boot figures move with its load, recorded alongside.",
     ),
-    ("network", "network", "Networking", ""),
+    (
+        "network",
+        "network",
+        "Networking",
+        "Issue 5's benchmark: what a bridge network adds to `run -d`, each runtime against its own "
+        "`--network none`. Profiled, most of Berth's extra was importing pyroute2: its package "
+        "`__init__` imports every netlink family it knows (NDB, IPDB, conntrack, WireGuard, ...). "
+        "Berth now imports `IPRoute` alone (`berth.network.pyroute`); the `before` row, in the same "
+        "run, is the CLI with the whole package imported first. What is left: `pyroute2.iproute.linux` "
+        "itself (asyncio and its message classes, about 60-80 ms) and the netlink work (netns, veth "
+        "pair, move, rename, MAC, address, up, route: about 40 ms).",
+    ),
     (
         "modules",
         "modules",
