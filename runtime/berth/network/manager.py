@@ -321,72 +321,87 @@ class Networks:
         Idempotent for this boot (a restart by systemd runs it again from ExecStartPre).
         """
         path = state.netns_path(container)
-        with state.locked(), links.iproute() as ip:
+        with state.locked():
             record = state.attachments().get(container)
             if record is not None:
                 live = record.get("boot") == _boot() and ns.exists(path)
                 if live and record.get("status") == ATTACHED:
                     return self._attached(container, record)
                 if live and record.get("status") == PARKED:  # restarted: same address, same ports
-                    return self._unpark(container, record)
-                self._detach(ip, container)  # left by a crash or by the previous boot
-            nets = [self._network(ip, n) for n in networks]
-            held = state.get_ports()
-            for port in ports:
-                _check_family(port, nets[0])
-                holder = find_clash(port, held, container)
-                if holder is not None:
-                    raise Conflict(
-                        f"port {port.key} is already published by container {holder}", port=str(port)
-                    )
-                check_host_free(port)
-            interfaces = []
-            for i, net in enumerate(nets):
-                taken = state.get_leases(net.name)
-                token = _token(container, net.name)
-                iface: dict[str, Any] = {
-                    "network": net.name,
-                    "ifname": f"eth{i}",
-                    "host_ifname": f"bth{token}",
-                    "peer_ifname": f"btp{token}",
-                    "address": None,  # IPv4 (None on an IPv6-only network)
-                    "gateway": None,
-                    "bridge": net.bridge,
-                }
-                for subnet, gateway in net.gateways:
-                    addr = allocate(subnet, gateway, taken)
-                    six = "6" if subnet.version == 6 else ""
-                    iface[f"address{six}"] = f"{addr}/{subnet.prefixlen}"
-                    iface[f"gateway{six}"] = str(gateway)
-                iface["mac"] = links.container_mac(_addresses(iface))
-                interfaces.append(iface)
-            record = {
-                "container": container,
-                "hostname": hostname,
-                "netns": str(path),
-                "interfaces": interfaces,
-                "boot": _boot(),
-                "status": "attaching",
-                "attached_at": _now(),
+                    return self._unpark(container, record)  # state and nftables: no netlink
+            with links.iproute() as ip:
+                return self._attach_new(ip, container, hostname, networks, ports, stale=record is not None)
+
+    def _attach_new(
+        self,
+        ip: Any,
+        container: str,
+        hostname: str,
+        networks: Sequence[str],
+        ports: Sequence[PortMapping],
+        stale: bool,
+    ) -> Attached:
+        """A new attachment, under the state lock (`stale`: remove a dead one first). Only this
+        path talks netlink: a restart after a crash only unparks (state and nftables), so the
+        ExecStartPre hook of a `restart: always` container never imports pyroute2."""
+        path = state.netns_path(container)
+        if stale:
+            self._detach(ip, container)  # left by a crash or by the previous boot
+        nets = [self._network(ip, n) for n in networks]
+        held = state.get_ports()
+        for port in ports:
+            _check_family(port, nets[0])
+            holder = find_clash(port, held, container)
+            if holder is not None:
+                raise Conflict(f"port {port.key} is already published by container {holder}", port=str(port))
+            check_host_free(port)
+        interfaces = []
+        for i, net in enumerate(nets):
+            taken = state.get_leases(net.name)
+            token = _token(container, net.name)
+            iface: dict[str, Any] = {
+                "network": net.name,
+                "ifname": f"eth{i}",
+                "host_ifname": f"bth{token}",
+                "peer_ifname": f"btp{token}",
+                "address": None,  # IPv4 (None on an IPv6-only network)
+                "gateway": None,
+                "bridge": net.bridge,
             }
-            actions = [Action("attach", container, {"interfaces": interfaces})]
-            if ports:
-                actions.append(Action("publish", container, {"ports": [str(p) for p in ports]}))
-            try:
-                plans.apply(
-                    actions,
-                    {
-                        "attach": lambda a: self._attach(ip, record, nets),
-                        "publish": lambda a: self._publish(container, ports),
-                    },
-                )
-                record["status"] = ATTACHED
-                state.attachments().put(container, record)
-                self._refresh_peers(container)
-            except BaseException:
-                self._detach(ip, container)
-                raise
-            return self._attached(container, record)
+            for subnet, gateway in net.gateways:
+                addr = allocate(subnet, gateway, taken)
+                six = "6" if subnet.version == 6 else ""
+                iface[f"address{six}"] = f"{addr}/{subnet.prefixlen}"
+                iface[f"gateway{six}"] = str(gateway)
+            iface["mac"] = links.container_mac(_addresses(iface))
+            interfaces.append(iface)
+        record = {
+            "container": container,
+            "hostname": hostname,
+            "netns": str(path),
+            "interfaces": interfaces,
+            "boot": _boot(),
+            "status": "attaching",
+            "attached_at": _now(),
+        }
+        actions = [Action("attach", container, {"interfaces": interfaces})]
+        if ports:
+            actions.append(Action("publish", container, {"ports": [str(p) for p in ports]}))
+        try:
+            plans.apply(
+                actions,
+                {
+                    "attach": lambda a: self._attach(ip, record, nets),
+                    "publish": lambda a: self._publish(container, ports),
+                },
+            )
+            record["status"] = ATTACHED
+            state.attachments().put(container, record)
+            self._refresh_peers(container)
+        except BaseException:
+            self._detach(ip, container)
+            raise
+        return self._attached(container, record)
 
     def _attach(self, ip: Any, record: dict[str, Any], nets: list[Network]) -> None:
         container = record["container"]

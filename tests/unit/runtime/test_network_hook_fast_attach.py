@@ -59,3 +59,21 @@ def test_a_plain_file_is_not_a_namespace_handle(dirs: Path) -> None:
     handle.parent.mkdir(parents=True)
     handle.touch()
     assert hook.attached_this_boot("web") is False
+
+
+def test_a_parked_restart_unparks_without_netlink(dirs: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A restart after a crash only brings the port rules back: state and nftables, no pyroute2."""
+    from berth.network import manager
+
+    state.attachments().put("web", _record("parked", boot_identity()))
+    monkeypatch.setattr("berth.network.netns.exists", lambda path: path == state.netns_path("web"))
+    synced: list[bool] = []
+    monkeypatch.setattr(manager, "sync_nft", lambda: synced.append(True))
+
+    def no_netlink() -> None:
+        raise AssertionError("netlink opened for an unpark")
+
+    monkeypatch.setattr("berth.network.links.iproute", no_netlink)
+    attached = manager.Networks().attach("web", "web", ["berth"], [])
+    assert attached.netns_path == "x" and synced == [True]
+    assert (state.attachments().get("web") or {})["status"] == "attached"
