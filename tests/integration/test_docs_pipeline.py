@@ -23,6 +23,8 @@ def pipeline() -> str:
 
 
 def test_the_documented_pipeline_deploys_fails_on_the_canary_and_undoes(tmp_path: Path) -> None:
+    if berth("lab", "status", "--name", "ops", check=False)["exit_code"] == 0:
+        pytest.skip("a lab named ops is up: the documented job would take it over and remove it")
     script = tmp_path / "pipeline.sh"
     script.write_text(pipeline() + '\necho "fleet-revision-ok"\n')
     try:
