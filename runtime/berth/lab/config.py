@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from berth.errors import InvalidInput
+from berth.network.links import address_mac
 
 DEFAULT_STATE_DIR = Path("/var/lib/berth-lab")
 # Lab subnets are /24s carved from this documented private range. Lab hosts get no default
@@ -89,8 +90,7 @@ def host_mac(address: str) -> str:
     from the containers' 02:62 (berth.network.links.container_mac); VM hosts get theirs from
     lab/vm.py.
     """
-    last4 = ipaddress.IPv4Interface(address).ip.packed
-    return ":".join(f"{b:02x}" for b in (0x02, 0x6C, *last4))
+    return address_mac(0x6C, address)
 
 
 def host_address(subnet: ipaddress.IPv4Network, index: int) -> ipaddress.IPv4Interface:

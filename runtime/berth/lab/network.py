@@ -7,27 +7,10 @@ from __future__ import annotations
 
 import ipaddress
 import socket
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
 
 from berth.errors import Conflict, LabError
-
-if TYPE_CHECKING:
-    from pyroute2 import IPRoute
-
-
-@contextmanager
-def _iproute() -> Iterator[IPRoute]:
-    from pyroute2 import IPRoute
-
-    with IPRoute() as ip:
-        yield ip
-
-
-def _index(ip: Any, name: str) -> int | None:
-    found = ip.link_lookup(ifname=name)
-    return found[0] if found else None
+from berth.network.links import index as _index
+from berth.network.links import iproute as _iproute  # the runtime's: IPRoute alone
 
 
 def link_exists(name: str) -> bool:

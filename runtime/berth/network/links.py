@@ -122,8 +122,13 @@ def container_mac(addresses: list[str]) -> str:
     bytes are the IPv4 address (for an IPv6-only interface, the last four of the IPv6 one),
     unique within the bridge's subnet. Docker derives its MACs from the IPv4 address the same way.
     """
-    last4 = ipaddress.ip_address(addresses[0]).packed[-4:]
-    return ":".join(f"{b:02x}" for b in (0x02, 0x62, *last4))
+    return address_mac(0x62, addresses[0])
+
+
+def address_mac(kind: int, address: str) -> str:
+    """02:`kind` (locally administered unicast) and the last four bytes of `address`."""
+    last4 = ipaddress.ip_interface(address).ip.packed[-4:]
+    return ":".join(f"{b:02x}" for b in (0x02, kind, *last4))
 
 
 def delete_link(ip: Any, name: str) -> bool:
