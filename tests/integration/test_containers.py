@@ -433,6 +433,16 @@ def test_a_command_missing_from_the_image_is_reported_and_leaves_nothing(box: Bo
     assert_nothing_left(box)
 
 
+def test_a_foreground_start_that_fails_says_why_once(box: Box) -> None:
+    """The unit's stderr is the caller's terminal here: the reason is printed by the CLI alone."""
+    out = box.lab.run(
+        box.host, ["berth", "run", "--rm", "--rootfs", ROOTFS, "/no/such/cmd"], check=False, input=""
+    )
+    assert out.returncode == 12, out
+    assert out.stderr.count("/no/such/cmd") == 1 and "No such file" in out.stderr, out.stderr
+    assert_nothing_left(box)
+
+
 def test_a_script_whose_interpreter_is_missing_says_so(box: Box) -> None:
     """The file exists and is executable, but its #! names nothing: reported by the start."""
     box.sh("mkdir", "-p", "/var/lib/berth/test-script")

@@ -44,8 +44,13 @@ def shim_config(
     files: dict[str, str],
     netns_path: str | None = None,
     image_config: dict[str, Any] | None = None,
+    attached: bool = False,
 ) -> dict[str, Any]:
-    """The document the shim reads at every start (a restart by systemd included)."""
+    """The document the shim reads at every start (a restart by systemd included).
+
+    `attached`: the unit's stdio is the caller's terminal (a foreground `berth run`), which
+    reports a failed start itself; the shim then keeps quiet rather than say it twice.
+    """
     namespaces = ["mount", "uts", "ipc", "pid", "cgroup"]
     if spec.network != "host":
         namespaces.append("net")
@@ -103,6 +108,7 @@ def shim_config(
         "notify_socket": notify,
         "exit_file": str(paths.exit_file),
         "error_file": str(paths.error_file),
+        "attached": attached,
     }
 
 

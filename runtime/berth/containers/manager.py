@@ -410,7 +410,13 @@ class Containers:
         files = write_runtime_files(spec, paths, attached.hosts if attached else None)
         netns = attached.netns_path if attached else None
         config = shim_config(
-            spec, paths, record["layers"], files, netns, image_config=record.get("image_config")
+            spec,
+            paths,
+            record["layers"],
+            files,
+            netns,
+            image_config=record.get("image_config"),
+            attached=stdio is not None,
         )
         if record.get("userns"):  # the mapped root must reach its rootfs and runtime files
             userns.configure(config, spec.mounts, record["userns"])

@@ -48,9 +48,7 @@ def start(cfg: dict[str, Any]) -> int:
         try:
             userns.prepare(cfg)
         except rootfs.SetupError as exc:
-            write_atomically(str(cfg["error_file"]), str(exc))
-            print(f"berth: container {cfg['name']} failed to start: {exc}", file=sys.stderr, flush=True)
-            return 127
+            return _failed(cfg, str(exc))
     error_r, error_w = os.pipe2(os.O_CLOEXEC)
     pid_r, pid_w = os.pipe2(os.O_CLOEXEC)
     go_r, go_w = os.pipe2(os.O_CLOEXEC)
@@ -109,8 +107,11 @@ def _read_all(fd: int) -> bytes:
 
 
 def _failed(cfg: dict[str, Any], message: str) -> int:
+    """Record why the start failed for the CLI, and say it in the journal unless a caller's
+    terminal is our stderr (the attached CLI prints the recorded reason itself)."""
     write_atomically(str(cfg["error_file"]), message)
-    print(f"berth: container {cfg['name']} failed to start: {message}", file=sys.stderr, flush=True)
+    if not cfg.get("attached"):
+        print(f"berth: container {cfg['name']} failed to start: {message}", file=sys.stderr, flush=True)
     return 127
 
 
