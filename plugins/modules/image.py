@@ -129,9 +129,22 @@ options:
         type: path
       retries:
         description:
-          - How many times to retry a transient failure (connection cut, 429, 5xx).
+          - How many times to retry a transient failure (connection cut, stall, 429, 5xx).
         type: int
         default: 4
+      timeout:
+        description:
+          - Seconds to wait for the registry (to connect, to answer, for the next bytes) before an
+            attempt counts as failed; also the longest a manifest or token may take to arrive whole.
+        type: float
+        default: 30
+      min_rate:
+        description:
+          - The slowest a blob download may be, in bytes per second averaged over each
+            O(registry.timeout) seconds, before the attempt counts as failed (a registry that sends a
+            byte now and then would otherwise hold a pull open for days). V(0) sets no floor.
+        type: int
+        default: 1024
   build:
     description:
       - Build the image from a Containerfile on the host (its C(RUN) steps run in Berth containers).
@@ -370,6 +383,8 @@ ARGUMENT_SPEC = {
             "insecure": {"type": "bool", "default": False},
             "ca_cert": {"type": "path"},
             "retries": {"type": "int", "default": 4},
+            "timeout": {"type": "float", "default": 30},
+            "min_rate": {"type": "int", "default": 1024},
         },
         "required_by": {"password": "username"},
     },

@@ -99,6 +99,7 @@ class HostileRegistry:
         self.manifests: dict[tuple[str, str], tuple[bytes, str]] = {}
         self.answers: dict[str, Answer | Writer] = {}
         self.requests: list[tuple[str, str, dict[str, str]]] = []
+        self.peers: list[tuple[str, int]] = []  # (path, client port) of each request: connection reuse
         self.released = threading.Event()  # set at stop: stalled handlers return
         registry = self
 
@@ -122,6 +123,7 @@ class HostileRegistry:
         self.manifests.clear()
         self.answers.clear()
         self.requests.clear()
+        self.peers.clear()
 
     # -- content ---------------------------------------------------------------------------------
     def put_blob(self, data: bytes) -> str:
@@ -175,6 +177,7 @@ class FakeHandler(BaseHTTPRequestHandler):
         reg = self.owner
         path = self.path.split("?")[0]
         reg.requests.append((self.command, self.path, dict(self.headers.items())))
+        reg.peers.append((path, self.client_address[1]))
         custom = reg.answers.get(path)
         if callable(custom):
             custom(self)

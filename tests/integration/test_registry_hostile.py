@@ -261,6 +261,28 @@ def stall_mid_body(image: Image) -> Callable[[FakeHandler], None]:
     return write
 
 
+def drip_mid_body(image: Image) -> Callable[[FakeHandler], None]:
+    """Half the blob at once, then a byte every 0.1 s: never silent for a whole timeout."""
+    blob = image.layers[1][0]
+
+    def write(handler: FakeHandler) -> None:
+        handler.send_response(200)
+        handler.send_header("Content-Length", str(len(blob)))
+        handler.end_headers()
+        try:
+            handler.wfile.write(blob[: len(blob) // 2])
+            for i in range(len(blob) // 2, len(blob)):
+                handler.wfile.write(blob[i : i + 1])
+                handler.wfile.flush()
+                if handler.owner.released.wait(0.1):
+                    return
+        except OSError:
+            pass  # the client gave up
+        handler.close_connection = True
+
+    return write
+
+
 def cut_mid_body(image: Image) -> Callable[[FakeHandler], None]:
     blob = image.layers[1][0]
 
@@ -413,6 +435,12 @@ CASES = [
     Case("stall-before-answer", stall_manifest, "registry-error", ["sent nothing for 0.5 s", "stalls"]),
     Case("stall-mid-blob", serve_second_layer(stall_mid_body), "registry-error", ["sent nothing for 0.5 s"]),
     Case("drip-manifest", drip_manifest, "registry-error", ["drips"]),
+    Case(
+        "drip-mid-blob",
+        serve_second_layer(drip_mid_body),
+        "registry-error",
+        ["below the floor", "2 attempts"],
+    ),
     Case("cut-mid-blob", serve_second_layer(cut_mid_body), "registry-error", ["IncompleteRead"]),
     Case(
         "server-error-forever",
@@ -467,8 +495,14 @@ def test_good_image_pulls_from_the_fake(fake: HostileRegistry, store: Path) -> N
         }
     ).encode()
     fake.put_manifest(repo, "1", index, OCI_INDEX)
+    fake.peers.clear()
     out = berth(store, "image", "pull", f"{fake.host}/{repo}:1", "--insecure")
     assert out["data"]["digest"] == digest and out["data"]["index_digest"] == sha256(index)
+    # Every document and blob once, all over one kept-alive connection: no request was retried
+    # (a response left unfinished makes http.client refuse the next one, silently costing a retry).
+    paths = [path for path, _ in fake.peers if path != "/v2/"]
+    assert sorted(paths) == sorted(set(paths)), fake.peers
+    assert len({port for _, port in fake.peers}) == 1, fake.peers
     berth(store, "image", "rm", f"{fake.host}/{repo}:1")
     berth(store, "image", "prune")
 

@@ -115,6 +115,13 @@ def _registry_options(p: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help="give up on a registry that sends nothing for this long (per attempt; default 30)",
     )
+    p.add_argument(
+        "--min-rate",
+        type=int,
+        default=1024,
+        metavar="BYTES_PER_S",
+        help="give up on a blob download slower than this over each --timeout seconds (0: no floor)",
+    )
     p.add_argument("--chunk-size", type=int, default=0, help="upload in chunks of this many bytes")
 
 
@@ -171,7 +178,7 @@ def _finish(progress: Any) -> None:
 
 
 def _registry(args: argparse.Namespace, registry_for_auth: str | None) -> RegistryOptions:
-    from berth.images.registry import Credentials, RegistryOptions
+    from berth.images.registry import Credentials, RegistryOptions, checked_min_rate, checked_timeout
 
     creds = None
     if args.username:
@@ -186,7 +193,8 @@ def _registry(args: argparse.Namespace, registry_for_auth: str | None) -> Regist
         ca_file=args.ca_cert,
         credentials=creds,
         retries=max(0, args.retries),
-        timeout=args.timeout if args.timeout > 0 else 30.0,
+        timeout=checked_timeout("--timeout", args.timeout),
+        min_rate=checked_min_rate("--min-rate", args.min_rate),
         chunk_size=max(0, args.chunk_size),
     )
 

@@ -5,7 +5,8 @@ check) the plan applied through the existing pull, build, import, tag, push and 
 
     {"name": REF, "state": "present"|"absent", "source": "pull"|"build"|"import"|"local",
      "force": bool, "platform": "OS/ARCH[/VARIANT]", "tags": [REF...],
-     "registry": {"insecure", "ca_cert", "username", "password", "authfile", "retries"},
+     "registry": {"insecure", "ca_cert", "username", "password", "authfile", "retries", "timeout",
+                  "min_rate"},
      "build": {"context", "file", "target", "args", "no_cache", "reproducible", "source_date_epoch"},
      "import": {"path", "digest", "format", "changes", "source_date_epoch"},
      "push": {"destination"} | null}
@@ -36,7 +37,7 @@ STATES = ("present", "absent")
 SOURCES = ("pull", "build", "import", "local")
 _TOP = {"name", "state", "source", "force", "platform", "tags", "registry", "build", "import", "push"}
 _SECTIONS: dict[str, set[str]] = {
-    "registry": {"insecure", "ca_cert", "username", "password", "authfile", "retries"},
+    "registry": {"insecure", "ca_cert", "username", "password", "authfile", "retries", "timeout", "min_rate"},
     "build": {"context", "file", "target", "args", "no_cache", "reproducible", "source_date_epoch"},
     "import": {"path", "digest", "format", "changes", "source_date_epoch"},
     "push": {"destination"},
@@ -118,12 +119,17 @@ def validate(doc: Any) -> dict[str, Any]:
     registry = _section(doc, "registry")
     if registry.get("password") is not None and not registry.get("username"):
         raise InvalidInput("image apply: registry.password needs registry.username")
+    if "timeout" in registry or "min_rate" in registry:  # the client's import only when needed
+        from berth.images.registry import checked_min_rate, checked_timeout
+
+        checked_timeout("image apply: registry.timeout", registry.get("timeout", 30.0))
+        checked_min_rate("image apply: registry.min_rate", registry.get("min_rate", 0))
     _section(doc, "push")
     return {**doc, "state": state, "source": source, "tags": tags, "force": bool(doc.get("force"))}
 
 
 def _registry_options(doc: dict[str, Any], registry: str | None) -> Any:
-    from berth.images.registry import Credentials, RegistryOptions
+    from berth.images.registry import Credentials, RegistryOptions, checked_min_rate, checked_timeout
 
     reg = _section(doc, "registry")
     creds = None
@@ -138,6 +144,8 @@ def _registry_options(doc: dict[str, Any], registry: str | None) -> Any:
         ca_file=reg.get("ca_cert"),
         credentials=creds,
         retries=max(0, int(reg.get("retries", 4))),
+        timeout=checked_timeout("registry.timeout", reg.get("timeout", 30.0)),
+        min_rate=checked_min_rate("registry.min_rate", reg.get("min_rate", 1024)),
     )
 
 

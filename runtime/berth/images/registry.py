@@ -4,7 +4,8 @@ Auth is negotiated from the registry's 401 challenge (anonymous first; Basic; Be
 realm it names, one token per scope, reused until the registry refuses it). Transient failures
 (connection cut, stall, 429, 5xx) are retried with exponential backoff. `timeout` bounds each wait
 for the registry (connect, an answer, the next bytes of a body) and also the whole download of a
-small document (manifest, token), so a registry that stalls or drips fails in bounded time.
+small document (manifest, token), so a registry that stalls or drips fails in bounded time; a
+blob, which may be large, must instead keep up `min_rate` over each `timeout` seconds.
 Redirects are followed at most MAX_REDIRECTS times and never in a loop, dropping credentials when
 they lead to another host. A response whose Content-Length is larger than what it may be (the
 manifest cap, a blob's descriptor size) is refused before its body is read. Credentials and tokens
@@ -56,7 +57,22 @@ class RegistryOptions:
     retries: int = 4
     backoff: float = 0.2
     timeout: float = 30.0
+    min_rate: int = 1024  # bytes/s over each `timeout` seconds of a blob download; 0: no floor
     chunk_size: int = 0  # 0: monolithic uploads; >0: chunked PATCH uploads of this size
+
+
+def checked_timeout(option: str, value: Any) -> float:
+    """A registry timeout as given by a user (`option` names where): seconds, more than 0."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 86400:
+        raise InvalidInput(f"{option} must be a number of seconds above 0 (at most a day), not {value!r}")
+    return float(value)
+
+
+def checked_min_rate(option: str, value: Any) -> int:
+    """A blob download's floor as given by a user: bytes per second, 0 for none."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise InvalidInput(f"{option} must be a whole number of bytes per second, 0 or more, not {value!r}")
+    return value
 
 
 class _Response:
@@ -101,13 +117,42 @@ class _Response:
             raise http.client.IncompleteRead(b"", length - total)  # cut short: retried like any cut
         return b"".join(parts)
 
-    def chunks(self) -> Iterator[bytes]:
+    def chunks(self, min_rate: int = 0, window: float = 30.0) -> Iterator[bytes]:
         """The body in pieces; a connection cut before Content-Length bytes is an IncompleteRead
-        (http.client would just end the body early), so it is retried like any cut."""
+        (http.client would just end the body early), so it is retried like any cut.
+
+        The socket timeout catches a registry that sends nothing; `min_rate` (bytes/s, averaged
+        over each `window` seconds, as curl's --speed-limit/--speed-time) catches one that keeps
+        sending a byte now and then, which would hold a large blob's download open for days.
+        """
         expected, total = self.length(), 0
-        while chunk := self.raw.read(_CHUNK):
-            total += len(chunk)
-            yield chunk
+        window_start, window_bytes = time.monotonic(), 0
+        pending: list[bytes] = []
+        pending_bytes = 0
+        # read1 (one recv each) so that the rate is checked as bytes come; the pieces are handed
+        # on in _CHUNK batches, as the digest and the layer writer work best on large ones.
+        while piece := self.raw.read1(_CHUNK):
+            pending.append(piece)
+            pending_bytes += len(piece)
+            window_bytes += len(piece)
+            if min_rate:
+                elapsed = time.monotonic() - window_start
+                if elapsed >= window:
+                    if window_bytes < min_rate * elapsed:
+                        self.raw.close()
+                        raise _Drip(
+                            f"{_size(window_bytes)} in the last {elapsed:.1f} s, below the floor of "
+                            f"{_size(min_rate)}/s: the registry drips the blob too slowly"
+                        )
+                    window_start, window_bytes = time.monotonic(), 0
+            if pending_bytes >= _CHUNK:
+                total += pending_bytes
+                yield b"".join(pending)
+                pending, pending_bytes = [], 0
+        self.raw.read()  # at the end: marks the response done, so the connection can serve the next
+        if pending:
+            total += pending_bytes
+            yield b"".join(pending)
         if expected is not None and total < expected:
             raise http.client.IncompleteRead(b"", expected - total)
 
@@ -418,14 +463,17 @@ class RegistryClient:
                     digest=digest,
                 )
             try:
-                return sink(resp.chunks())
+                return sink(resp.chunks(self.options.min_rate, self.options.timeout))
             except (OSError, http.client.HTTPException) as exc:
                 resp.close()
                 self.close()
                 if attempt == self.options.retries:
-                    reason = (
-                        self._stalled() if isinstance(exc, TimeoutError) else f"{type(exc).__name__}: {exc}"
-                    )
+                    if isinstance(exc, _Drip):
+                        reason = str(exc)
+                    elif isinstance(exc, TimeoutError):
+                        reason = self._stalled()
+                    else:
+                        reason = f"{type(exc).__name__}: {exc}"
                     raise RegistryError(
                         f"download of {digest} failed after {_attempts(attempt + 1)}: {reason}",
                         registry=self.registry,

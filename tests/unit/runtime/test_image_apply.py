@@ -29,6 +29,10 @@ REFUSED = [
     ("password-alone", {"name": "a:1", "registry": {"password": "pw"}}, "username"),
     ("unknown-registry-field", {"name": "a:1", "registry": {"token": "pw"}}, "registry.token"),
     ("bad-reference", {"name": "Not A Ref"}, "reference"),
+    ("zero-timeout", {"name": "a:1", "registry": {"timeout": 0}}, "registry.timeout must be"),
+    ("text-timeout", {"name": "a:1", "registry": {"timeout": "soon"}}, "registry.timeout must be"),
+    ("negative-min-rate", {"name": "a:1", "registry": {"min_rate": -1}}, "registry.min_rate must be"),
+    ("fractional-min-rate", {"name": "a:1", "registry": {"min_rate": 0.5}}, "registry.min_rate must be"),
 ]
 
 

@@ -13,7 +13,7 @@ IMAGE = {"digest": "sha256:aa", "id": "sha256:bb", "tags": ["localhost/web:1"]}
 DATA = {"name": "web:1", "state": "present", "digest": "sha256:aa", "image": IMAGE, "check_mode": False}
 PULLED = [{"action": "fetch-blob", "target": "sha256:cc"}, {"action": "record-image", "target": "sha256:aa"}]
 DIFF = {"before": {"state": "absent", "image": None}, "after": {"state": "present", "image": IMAGE}}
-REGISTRY_DEFAULTS = {"insecure": False, "retries": 4}
+REGISTRY_DEFAULTS = {"insecure": False, "retries": 4, "timeout": 30.0, "min_rate": 1024}
 
 # (id, module args, the document the runtime must get on stdin)
 REQUEST_CASES = [
@@ -41,7 +41,7 @@ REQUEST_CASES = [
             "name": "reg.example.com/app:2",
             "state": "present",
             "force": False,
-            "registry": {"authfile": "/root/auth.json", "insecure": True, "retries": 4},
+            "registry": dict(REGISTRY_DEFAULTS, authfile="/root/auth.json", insecure=True),
         },
     ),
     (
