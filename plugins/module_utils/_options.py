@@ -82,6 +82,11 @@ RESOURCE_LIMITS = {
     "cpu_weight": {"type": "int"},
     "io_weight": {"type": "int"},
     "tasks_max": {"type": "str"},
+    # device path -> limit: checked and resolved on the host by the runtime
+    "io_read_bandwidth_max": {"type": "dict"},
+    "io_write_bandwidth_max": {"type": "dict"},
+    "io_read_iops_max": {"type": "dict"},
+    "io_write_iops_max": {"type": "dict"},
 }
 
 

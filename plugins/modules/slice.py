@@ -78,6 +78,29 @@ options:
         description:
           - Relative block I/O share against sibling slices, from 1 to 10000.
         type: int
+      io_read_bandwidth_max:
+        description:
+          - 'Read bandwidth limits (C(IOReadBandwidthMax=)), a map of device to size per second
+            such as C({"/dev/vda": "10M"}). The device is its node, or any file on the disk to
+            limit (a partition''s disk is limited); a path that names no disk (missing, a character
+            device, on tmpfs or overlayfs) is refused before anything changes, where systemd would
+            only log it. V(infinity) lifts a device''s limit.'
+        type: dict
+      io_write_bandwidth_max:
+        description:
+          - Write bandwidth limits (C(IOWriteBandwidthMax=)), as O(resources.io_read_bandwidth_max).
+            On cgroup v1, buffered writes are not throttled (the kernel's blkio limits only
+            direct IO there).
+        type: dict
+      io_read_iops_max:
+        description:
+          - Read IO operations per second (C(IOReadIOPSMax=)), a map of device to a count. Enforced
+            on cgroup v2 only; on v1 the result warns that it is not.
+        type: dict
+      io_write_iops_max:
+        description:
+          - Write IO operations per second (C(IOWriteIOPSMax=)), as O(resources.io_read_iops_max).
+        type: dict
       tasks_max:
         description:
           - Maximum number of tasks, a number or V(infinity).

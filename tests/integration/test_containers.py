@@ -537,6 +537,52 @@ def test_update_changes_limits_of_a_running_container_live(box: Box) -> None:
     assert stats["memory_max"] == 128 * 2**20 and stats["tasks"] == 1 and stats["memory_bytes"] > 0
 
 
+def test_io_limits_reach_the_blkio_throttles_and_change_live(box: Box) -> None:
+    """IO*BandwidthMax land in v1's blkio throttles for the disk behind the path; IOPS limits,
+    which systemd drives only through v2's io.max, are reported as not enforced."""
+    disk, other = "/var/lib/berth", "/var/lib/berth/containers"  # two paths on one disk
+    dev = int(box.sh("stat", "-c", "%d", disk))
+    majmin = f"{dev >> 8 & 0xFFF}:{(dev & 0xFF) | (dev >> 12 & 0xFFF00)}"
+    out = box.detach(
+        "throttled",
+        "sleep",
+        "600",
+        opts=("--device-read-bps", f"{disk}:1M", "--device-write-iops", f"{disk}:100"),
+    )
+    assert any(w.startswith("IOWriteIOPSMax is not enforced") for w in out["warnings"]), out["warnings"]
+    read_bps = box.cgroup_file("throttled", "blkio", "blkio.throttle.read_bps_device")
+    assert read_bps.split() == [majmin, str(1 << 20)]
+    pid = box.inspect("throttled")["pid"]
+    # A live change replaces the map: the entry for `disk` goes, the one for `other` comes.
+    box.lab.berth(box.host, "update", "throttled", "--device-read-bps", f"{other}:2M")
+    shown = box.sh("systemctl", "show", "berth-throttled.service", "-p", "IOReadBandwidthMax")
+    assert shown.strip() == f"IOReadBandwidthMax={other} {2 << 20}"
+    read_bps = box.cgroup_file("throttled", "blkio", "blkio.throttle.read_bps_device")
+    assert read_bps.split() == [majmin, str(2 << 20)] and box.inspect("throttled")["pid"] == pid
+    assert box.inspect("throttled")["spec"]["resources"]["io_read_bandwidth_max"] == {other: 2 << 20}
+
+
+@pytest.mark.parametrize(
+    "flag, words",
+    [
+        ("/dev/null:1M", "is a character device"),
+        ("/no/such/disk:1M", "does not exist on this host"),
+        ("/run:1M", "no disk backs"),
+        ("/var/lib/berth:0", "would stop all IO"),
+        ("/var/lib/berth:12 potatoes", "cannot read '12 potatoes'"),
+    ],
+)
+def test_io_limits_systemd_would_ignore_are_refused_and_leave_nothing(
+    box: Box, flag: str, words: str
+) -> None:
+    out = box.lab.berth(
+        box.host, "run", "-d", "--name", "nodisk", "--rootfs", ROOTFS, "--device-read-bps", flag, "true",
+        check=False,
+    )  # fmt: skip
+    assert out["error"]["kind"] in ("invalid-input", "not-found") and words in out["error"]["message"]
+    assert_nothing_left(box)
+
+
 def test_the_default_seccomp_filter_refuses_what_podmans_does(box: Box) -> None:
     # Creating a user namespace needs no capability: only the filter refuses it.
     script = "grep -c '^Seccomp:.2' /proc/self/status; unshare -U true 2>/dev/null; echo $?"

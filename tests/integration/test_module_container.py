@@ -97,6 +97,8 @@ def test_create_then_nothing_to_do(play: Host, lab: Lab) -> None:
     assert lab.run(play.host, ["cat", cg]).stdout.strip() == str(64 * 2**20)
 
 
+DISK = "/var/lib/berth"  # a path on the lab host's disk, for per-device IO limits
+
 # One field at a time, each from the spec the previous step left: (option, value, diff keys).
 FIELD_STEPS: list[tuple[str, Any, set[str]]] = [
     ("command", ["/bin/sleep", "700"], {"command"}),
@@ -120,6 +122,11 @@ FIELD_STEPS: list[tuple[str, Any, set[str]]] = [
     ("resources", {"memory_max": "32M"}, {"resources.memory_max"}),
     ("resources", {"memory_max": "32M", "cpu_quota": "20%"}, {"resources.cpu_quota"}),
     ("resources", {"memory_max": "32M", "cpu_quota": "20%", "tasks_max": "16"}, {"resources.tasks_max"}),
+    (
+        "resources",
+        {"memory_max": "32M", "cpu_quota": "20%", "tasks_max": "16", "io_read_bandwidth_max": {DISK: "1M"}},
+        {"resources.io_read_bandwidth_max"},
+    ),
 ]
 
 
@@ -305,6 +312,12 @@ def test_slice_module_and_info(play: Host, lab: Lab) -> None:
         ).stdout.strip()
         == "64"
     )
+    io = {"cpu_weight": 300, "tasks_max": 64, "io_write_bandwidth_max": {DISK: "2M"}}
+    assert play({"name": "itweb", "resources": io}, module="slice")["changed"] is True
+    same = dict(io, io_write_bandwidth_max={DISK: 2 << 20})  # the same limit, written in bytes
+    assert play({"name": "itweb", "resources": same}, module="slice")["changed"] is False
+    throttles = "/sys/fs/cgroup/blkio/berth.slice/berth-itweb.slice/blkio.throttle.write_bps_device"
+    assert lab.run(play.host, ["cat", throttles]).stdout.split()[1] == str(2 << 20)
     [row] = play({"name": "itweb"}, module="slice_info")["slices"]
     assert row["active_state"] == "active" and row["resources"]["tasks_max"] == 64
     bad = play({"name": "Bad Name"}, module="slice")

@@ -80,9 +80,36 @@ def add_spec_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--io-weight", type=int)
     p.add_argument("--pids-limit", metavar="N", help="TasksMax (default 2048)")
     p.add_argument("--cpuset-cpus", metavar="LIST", help="pin to CPUs, e.g. 0-1")
+    add_device_limit_flags(p)
     p.add_argument("--nice", type=int)
     p.add_argument("image", nargs="?", help="an image reference (or use --rootfs)")
     p.add_argument("command", nargs=argparse.REMAINDER, help="command and arguments")
+
+
+# --flag PATH:LIMIT (repeatable, as podman's) -> resources.<field>
+DEVICE_LIMIT_FLAGS = (
+    ("--device-read-bps", "io_read_bandwidth_max", "PATH:RATE", "IOReadBandwidthMax, e.g. /dev/vda:10M"),
+    ("--device-write-bps", "io_write_bandwidth_max", "PATH:RATE", "IOWriteBandwidthMax"),
+    ("--device-read-iops", "io_read_iops_max", "PATH:N", "IOReadIOPSMax (cgroup v2)"),
+    ("--device-write-iops", "io_write_iops_max", "PATH:N", "IOWriteIOPSMax (cgroup v2)"),
+)
+
+
+def add_device_limit_flags(p: argparse.ArgumentParser) -> None:
+    for flag, field, meta, text in DEVICE_LIMIT_FLAGS:
+        p.add_argument(flag, dest=field, action="append", default=None, metavar=meta, help=text)
+
+
+def device_limits(args: argparse.Namespace) -> dict[str, dict[str, str]]:
+    """The device-limit flags given, as resources fields (a device node or a file on the disk)."""
+    out: dict[str, dict[str, str]] = {}
+    for flag, field, meta, _ in DEVICE_LIMIT_FLAGS:
+        for item in getattr(args, field) or []:
+            path, sep, limit = item.rpartition(":")
+            if not sep or not path or not limit:
+                raise InvalidInput(f"{flag} {item!r}: expected {meta}")
+            out.setdefault(field, {})[path] = limit
+    return out
 
 
 def pairs(items: list[str], flag: str) -> dict[str, str]:
@@ -191,6 +218,7 @@ def spec_from_args(args: argparse.Namespace) -> dict[str, Any]:
     ):  # fmt: skip
         if value is not None:
             res[key] = value
+    res.update(device_limits(args))
     if res:
         doc["resources"] = res
     if "name" not in doc:

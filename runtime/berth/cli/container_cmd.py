@@ -7,7 +7,7 @@ import sys
 from typing import Any
 
 from berth.cli.common import add_command, read_json_input
-from berth.cli.container_args import add_spec_flags, spec_from_args
+from berth.cli.container_args import add_device_limit_flags, add_spec_flags, device_limits, spec_from_args
 from berth.cli.result import Result
 from berth.errors import InvalidInput
 
@@ -53,6 +53,7 @@ def register(sub: Any) -> None:
         ("--pids-limit", "tasks_max", "N"), ("--cpuset-cpus", "cpus", "LIST"),
     ):  # fmt: skip
         upd.add_argument(flag, dest=key, metavar=meta)
+    add_device_limit_flags(upd)
     kill = add_command(sub, "kill", run_kill, "send a signal to containers' main process")
     kill.add_argument("-s", "--signal", default="KILL", help="signal name or number (default KILL)")
     kill.add_argument("names", nargs="+", metavar="NAME")
@@ -295,6 +296,7 @@ def run_update(args: argparse.Namespace) -> Result:
         "cpus",
     )
     changes = {k: getattr(args, k) for k in keys if getattr(args, k) is not None}
+    changes.update(device_limits(args))
     if not changes:
         raise InvalidInput("update needs at least one resource flag")
     outcome = _containers().update(args.name, changes)

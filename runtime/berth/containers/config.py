@@ -13,9 +13,9 @@ from berth.containers.seccomp_profile import default_profile
 from berth.containers.spec import ContainerSpec
 from berth.network.containers import network_hooks
 from berth.systemd.properties import Property, to_dbus
-from berth.systemd.sizes import INFINITY, percent_to_usec_per_sec
+from berth.systemd.sizes import INFINITY
 from berth.units.limits import cpuset_available, unenforced
-from berth.units.spec import RESOURCES
+from berth.units.spec import RESOURCES, resource_value
 
 SHIM = Path(__file__).resolve().parent.parent / "shim" / "main.py"
 # ExecStopPost: the shim's `record-exit` in POSIX sh, so no Python starts at a container's stop.
@@ -206,7 +206,5 @@ def resource_properties(resources: dict[str, Any], unified: bool | None) -> tupl
         elif key == "nice":
             props["Nice"] = value
         else:
-            prop = RESOURCES[key][0]
-            quota = prop == "CPUQuotaPerSecUSec" and value != INFINITY
-            props[prop] = percent_to_usec_per_sec(value) if quota else value
+            props[RESOURCES[key][0]] = resource_value(key, value)
     return props, warnings + unenforced(props, unified)

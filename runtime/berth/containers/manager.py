@@ -35,6 +35,7 @@ from berth.state.atomic import atomic_write_json
 from berth.systemd.properties import to_dbus
 from berth.systemd.status import RUNNING_STATES
 from berth.systemd.sync import Systemd
+from berth.units.devices import check_device_limits, with_resets
 from berth.units.limits import cgroup_unified
 from berth.units.observe import live_state
 
@@ -189,6 +190,7 @@ class Containers:
     def update(self, name: str, changes: dict[str, Any]) -> Outcome:
         """Change resources live: the unit's cgroup now, the record for every later start."""
         new = parse_resources(changes)
+        check_device_limits(new)  # what systemd would only log and ignore
         return self._simple(name, lambda o: [Action("update", name, {"resources": new})] if new else [])
 
     def kill(self, name: str, signal: int) -> Outcome:
@@ -316,7 +318,8 @@ class Containers:
             if live_state(self.systemd, unit).running:
                 live = {k: v for k, v in props.items() if k not in EXEC_ONLY}
                 if live:
-                    self.systemd.set_unit_properties(unit, [to_dbus(k, v) for k, v in live.items()])
+                    typed = with_resets([to_dbus(k, v) for k, v in live.items()])
+                    self.systemd.set_unit_properties(unit, typed)
                 apply_exec_properties(self.systemd, unit, {k: v for k, v in props.items() if k in EXEC_ONLY})
             record["spec"], record["spec_hash"] = updated.to_json(), updated.spec_hash
             records.put(record)

@@ -14,6 +14,7 @@ from pathlib import Path
 from berth.containers import image_source
 from berth.containers.spec import ContainerSpec
 from berth.errors import BerthError, Conflict, InvalidInput, NotFound
+from berth.units.devices import check_device_limits
 
 
 def check(spec: ContainerSpec, create: bool = True) -> None:
@@ -62,6 +63,7 @@ def check_sources(spec: ContainerSpec) -> None:
             raise NotFound(f"secret {name}: {source} does not exist or is not a file", path=source)
     if spec.network not in ("none", "host", "bridge"):
         raise InvalidInput(f"network {spec.network!r} is not available")
+    check_device_limits(dict(spec.resources))
 
 
 def _network_problems(spec: ContainerSpec) -> list[BerthError]:

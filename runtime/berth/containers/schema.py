@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from berth.units.devices import DEVICE_LIMITS
+from berth.units.schema import DEVICE_MAP
+
 _STR_LIST = {"type": "array", "items": {"type": "string"}}
 _STR_MAP = {"type": "object", "additionalProperties": {"type": "string"}}
 _SIZE = {"type": ["string", "integer"]}
@@ -77,6 +80,7 @@ CONTAINER_SPEC_SCHEMA: dict[str, Any] = {
                 "cpu_quota": {"type": ["string", "integer", "number"]},
                 "cpu_weight": {"type": "integer", "minimum": 1, "maximum": 10000},
                 "io_weight": {"type": "integer", "minimum": 1, "maximum": 10000},
+                **dict.fromkeys(DEVICE_LIMITS, DEVICE_MAP),
                 "tasks_max": {"type": ["string", "integer"]},
                 "cpus": {"type": "string"},
                 "nice": {"type": "integer", "minimum": -20, "maximum": 19},

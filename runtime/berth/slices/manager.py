@@ -13,6 +13,7 @@ from berth.slices.spec import SliceSpec
 from berth.state.store import RecordStore
 from berth.systemd.properties import to_dbus
 from berth.systemd.sync import Systemd
+from berth.units.devices import check_device_limits, with_resets
 from berth.units.limits import cgroup_unified
 from berth.units.observe import live_state
 
@@ -55,6 +56,8 @@ class Slices:
         return self._systemd
 
     def converge(self, spec: SliceSpec, state: str, check: bool = False) -> SliceOutcome:
+        if state == "present":
+            check_device_limits(dict(spec.resources))  # what systemd would only log and ignore
         with self.records.locked():
             record = self.records.get(spec.group)
             live = live_state(self.systemd, spec.unit)
@@ -86,7 +89,7 @@ class Slices:
             self.records.put(spec.group, {**spec.to_json(), "spec_hash": spec.spec_hash})
 
         def update(_: Action) -> None:
-            self.systemd.set_unit_properties(spec.unit, typed)
+            self.systemd.set_unit_properties(spec.unit, with_resets(typed))
             self.records.put(spec.group, {**spec.to_json(), "spec_hash": spec.spec_hash})
 
         def stop(_: Action) -> None:

@@ -106,6 +106,10 @@ SIGNATURES: Mapping[str, str] = {
     "IOWeight": "t",
     "StartupIOWeight": "t",
     "BlockIOWeight": "t",
+    "IOReadBandwidthMax": "a(st)",
+    "IOWriteBandwidthMax": "a(st)",
+    "IOReadIOPSMax": "a(st)",
+    "IOWriteIOPSMax": "a(st)",
     "Delegate": "b",
     "DevicePolicy": "s",
     "DeviceAllow": "a(ss)",
@@ -260,6 +264,12 @@ def normalize(name: str, value: Any) -> Any:
         ):
             raise _fail(name, value, "a list of [string, string] pairs")
         return [list(p) for p in value]
+    if sig == "a(st)":  # per-device IO limits: [path, n]; n as for a "t" limit
+        if not isinstance(value, list) or not all(
+            isinstance(p, list) and len(p) == 2 and isinstance(p[0], str) for p in value
+        ):
+            raise _fail(name, value, "a list of [device path, limit] pairs")
+        return [[p[0], INFINITY if p[1] == INFINITY else _int(name, p[1], "t")] for p in value]
     raise AssertionError(f"no conversion for signature {sig}")  # pragma: no cover
 
 
@@ -274,6 +284,8 @@ def to_dbus(name: str, value: Any) -> Property:
         return Property(name, sig, [[argv[0], list(argv), False] for argv in value])
     if sig == "a(say)":
         return Property(name, sig, [[k, v.encode() if isinstance(v, str) else bytes(v)] for k, v in value])
+    if sig == "a(st)":
+        return Property(name, sig, [[path, UINT64_MAX if n == INFINITY else n] for path, n in value])
     return Property(name, sig, value)
 
 

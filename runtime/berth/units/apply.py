@@ -14,6 +14,7 @@ from berth import plan as plans
 from berth.errors import NotFound
 from berth.plan import Action, Handler
 from berth.systemd.sync import Systemd
+from berth.units.devices import check_device_limits
 from berth.units.observe import Observed, live_state, observe
 from berth.units.plan import plan
 from berth.units.records import UnitRecords
@@ -70,6 +71,8 @@ def converge(
     spec: UnitSpec, systemd: Systemd, records: UnitRecords, check: bool = False, timeout: float | None = None
 ) -> Outcome:
     """Bring unit `spec.name` to `spec`; in check mode only plan (no lock taken, nothing written)."""
+    if spec.state != "absent":
+        check_device_limits(dict(spec.resources))  # what systemd would only log and ignore
     if check:
         before = observe(spec.name, records, systemd)
         actions = plan(spec, before)

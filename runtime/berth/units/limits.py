@@ -24,6 +24,9 @@ V2_ONLY = {
     "MemorySwapMax": "",
     "AllowedCPUs": "; pin CPUs with CPUAffinity instead",
     "AllowedMemoryNodes": "",
+    # systemd turns IO*BandwidthMax into blkio throttles on v1, but IOPS limits only into v2's io.max
+    "IOReadIOPSMax": "; limit bandwidth instead (IOReadBandwidthMax)",
+    "IOWriteIOPSMax": "; limit bandwidth instead (IOWriteBandwidthMax)",
 }
 
 # On cgroup v2: the controller that enforces each resource property berth sets.

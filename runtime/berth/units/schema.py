@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from berth.units.devices import DEVICE_LIMITS
+
 _SIZE: dict[str, Any] = {"type": ["integer", "string", "null"]}
 _WEIGHT: dict[str, Any] = {"type": ["integer", "null"], "minimum": 1, "maximum": 10000}
 _OPT_STRING: dict[str, Any] = {"type": ["string", "null"], "minLength": 1}
+# resources.io_*_max: device path -> limit (checked and resolved by berth.units.devices)
+DEVICE_MAP: dict[str, Any] = {"type": "object", "additionalProperties": {"type": ["integer", "string"]}}
 
 UNIT_SPEC_SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -34,6 +38,7 @@ UNIT_SPEC_SCHEMA: dict[str, Any] = {
                 "cpu_weight": _WEIGHT,
                 "tasks_max": {"type": ["integer", "string", "null"]},
                 "io_weight": _WEIGHT,
+                **dict.fromkeys(DEVICE_LIMITS, DEVICE_MAP),
             },
         },
         "properties": {"type": "object"},

@@ -26,6 +26,7 @@ from berth.systemd.sizes import (
     parse_size,
     percent_to_usec_per_sec,
 )
+from berth.units.devices import DEVICE_LIMITS, device_limit_value, parse_device_limits
 from berth.units.schema import UNIT_SPEC_SCHEMA
 
 STATES = ("started", "stopped", "absent")
@@ -52,6 +53,7 @@ RESOURCES: Mapping[str, tuple[str, Callable[[Any, str], Any]]] = {
     "cpu_weight": ("CPUWeight", _weight),
     "tasks_max": ("TasksMax", parse_count),
     "io_weight": ("IOWeight", _weight),
+    **{field: (prop, parse_device_limits) for field, prop in DEVICE_LIMITS.items()},
 }
 # spec field -> the property it sets
 FIELD_PROPERTIES = {
@@ -120,11 +122,18 @@ class UnitSpec:
             if getattr(self, key) is not None:
                 props[prop] = getattr(self, key)
         for field, value in self.resources:
-            prop = RESOURCES[field][0]
-            cpu_quota = prop == "CPUQuotaPerSecUSec" and value != INFINITY
-            props[prop] = percent_to_usec_per_sec(value) if cpu_quota else value
+            props[RESOURCES[field][0]] = resource_value(field, value)
         props.update(self.properties)
         return [to_dbus(name, value) for name, value in props.items()]
+
+
+def resource_value(field: str, value: Any) -> Any:
+    """A canonical resources.<field> as its property's value (before `to_dbus`)."""
+    if field == "cpu_quota" and value != INFINITY:
+        return percent_to_usec_per_sec(value)
+    if field in DEVICE_LIMITS:
+        return device_limit_value(value)
+    return value
 
 
 def _validate_schema(doc: Any) -> None:

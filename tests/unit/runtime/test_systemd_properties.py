@@ -114,10 +114,12 @@ def test_signatures_of_the_documented_properties() -> None:
         "KillMode": "s", "KillSignal": "i", "TimeoutStopUSec": "t", "Restart": "s",
         "RestartUSec": "t", "OOMPolicy": "s", "CollectMode": "s", "SendSIGKILL": "b",
         "StandardOutput": "s", "StandardError": "s", "SyslogIdentifier": "s",
+        "IOReadBandwidthMax": "a(st)", "IOWriteBandwidthMax": "a(st)", "IOReadIOPSMax": "a(st)",
+        "IOWriteIOPSMax": "a(st)",
     }  # fmt: skip
     assert {name: signature_of(name) for name in expected} == expected
     assert all(
-        sig in {"s", "b", "i", "u", "t", "h", "aay", "as", "ay", "a(sasb)", "a(ss)", "a(say)"}
+        sig in {"s", "b", "i", "u", "t", "h", "aay", "as", "ay", "a(sasb)", "a(ss)", "a(say)", "a(st)"}
         for sig in SIGNATURES.values()
     )
 
@@ -167,6 +169,7 @@ SAMPLES: dict[str, Any] = {
     "a(sasb)": ["/bin/true"],
     "a(ss)": [["a", "b"]],
     "a(say)": [["a", "b"]],
+    "a(st)": [["/dev/vda", 1]],
 }
 
 
