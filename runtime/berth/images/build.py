@@ -40,7 +40,7 @@ from berth.images.digest import chain_ids, sha256_bytes
 from berth.images.extract import ExtractPolicy, extract_layer
 from berth.images.fetch import Fetched, FetchLimits, fetch, file_name, is_url, parse_checksum, redact
 from berth.images.ignore import Ignore, load_ignore
-from berth.images.layers import dir_to_tar, info_for, pack_layer, tar_writer
+from berth.images.layers import add_entry, dir_to_tar, info_for, pack_layer, tar_writer
 from berth.images.layerview import LayerView
 from berth.images.manifest import canonical_json
 from berth.images.progress import NoProgress, Progress
@@ -634,17 +634,7 @@ class _Builder:
             info.uid, info.gid = uid, gid
             if mode is not None:
                 info.mode = mode
-            if is_dir:
-                info.type = tarfile.DIRTYPE
-                tf.addfile(info)
-            elif stat.S_ISLNK(st.st_mode):
-                info.type, info.linkname = tarfile.SYMTYPE, os.readlink(src)
-                tf.addfile(info)
-            elif stat.S_ISREG(st.st_mode):
-                info.size = st.st_size
-                with open(src, "rb") as fh:
-                    tf.addfile(info, fh)
-            else:
+            if not add_entry(tf, src, info, st):
                 return  # sockets, fifos, devices in a context are not copied
             written.add(arc)
         if is_dir:

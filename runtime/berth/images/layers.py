@@ -70,6 +70,48 @@ def xattrs_of(path: Path) -> dict[str, str]:
     return out
 
 
+def add_entry(
+    tf: tarfile.TarFile,
+    path: Path,
+    info: tarfile.TarInfo,
+    st: os.stat_result,
+    links: dict[tuple[int, int], str] | None = None,
+    special: bool = False,
+) -> bool:
+    """Add the file system object at `path` (its lstat `st`) to `tf` as `info`, typed by `st`.
+
+    The one writer of entries for layers, COPY --from and context copies. With `links`, a file
+    seen before under another name becomes a hard link to it; with `special`, fifos and devices
+    are kept (a RUN step's upper dir), else skipped (copies). False when nothing was added.
+    """
+    if stat.S_ISDIR(st.st_mode):
+        info.type = tarfile.DIRTYPE
+    elif stat.S_ISLNK(st.st_mode):
+        info.type, info.linkname = tarfile.SYMTYPE, os.readlink(path)
+    elif stat.S_ISREG(st.st_mode):
+        key = (st.st_dev, st.st_ino)
+        if links is not None and st.st_nlink > 1 and key in links:
+            info.type, info.linkname = tarfile.LNKTYPE, links[key]
+            tf.addfile(info)
+            return True
+        if links is not None:
+            links[key] = info.name
+        info.size = st.st_size
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)  # still the file lstat saw
+        with os.fdopen(fd, "rb") as fh:
+            tf.addfile(info, fh)
+        return True
+    elif special and stat.S_ISFIFO(st.st_mode):
+        info.type = tarfile.FIFOTYPE
+    elif special and (stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode)):
+        info.type = tarfile.CHRTYPE if stat.S_ISCHR(st.st_mode) else tarfile.BLKTYPE
+        info.devmajor, info.devminor = os.major(st.st_rdev), os.minor(st.st_rdev)
+    else:
+        return False  # sockets (and, in copies, fifos and devices) are not copied
+    tf.addfile(info)
+    return True
+
+
 def dir_to_tar(root: Path, tf: tarfile.TarFile, mtime: int | None = None, prefix: str = "") -> None:
     """Add the tree under `root` (not `root` itself) to `tf`, converting overlay whiteouts."""
     links: dict[tuple[int, int], str] = {}
@@ -89,9 +131,8 @@ def dir_to_tar(root: Path, tf: tarfile.TarFile, mtime: int | None = None, prefix
                 tf.addfile(wh)
                 continue
             info.pax_headers = xattrs_of(path)
+            add_entry(tf, path, info, st, links, special=True)
             if stat.S_ISDIR(st.st_mode):
-                info.type = tarfile.DIRTYPE
-                tf.addfile(info)
                 try:
                     opaque = os.getxattr(path, OPAQUE_XATTR, follow_symlinks=False) == b"y"
                 except OSError:
@@ -101,27 +142,6 @@ def dir_to_tar(root: Path, tf: tarfile.TarFile, mtime: int | None = None, prefix
                     marker.mtime, marker.mode, marker.uname, marker.gname = info.mtime, 0o600, "", ""
                     tf.addfile(marker)
                 walk(f"{rel}/{name}" if rel else name)
-            elif stat.S_ISLNK(st.st_mode):
-                info.type = tarfile.SYMTYPE
-                info.linkname = os.readlink(path)
-                tf.addfile(info)
-            elif stat.S_ISREG(st.st_mode):
-                key = (st.st_dev, st.st_ino)
-                if st.st_nlink > 1 and key in links:
-                    info.type, info.linkname = tarfile.LNKTYPE, links[key]
-                    tf.addfile(info)
-                    continue
-                links[key] = arc
-                info.size = st.st_size
-                with open(path, "rb") as fh:
-                    tf.addfile(info, fh)
-            elif stat.S_ISFIFO(st.st_mode):
-                info.type = tarfile.FIFOTYPE
-                tf.addfile(info)
-            elif stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode):
-                info.type = tarfile.CHRTYPE if stat.S_ISCHR(st.st_mode) else tarfile.BLKTYPE
-                info.devmajor, info.devminor = os.major(st.st_rdev), os.minor(st.st_rdev)
-                tf.addfile(info)
 
     walk("")
 

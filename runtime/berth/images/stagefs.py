@@ -17,7 +17,7 @@ import tarfile
 from pathlib import Path
 
 from berth.images.extract import OPAQUE_XATTR
-from berth.images.layers import info_for, xattrs_of
+from berth.images.layers import add_entry, info_for, xattrs_of
 from berth.images.layerview import LayerView
 
 GLOB_CHARS = "*?["
@@ -142,24 +142,7 @@ class StageTree(LayerView):
             if mode is not None:
                 info.mode = mode
             info.pax_headers = xattrs_of(found)
-            if is_dir:
-                info.type = tarfile.DIRTYPE
-                tf.addfile(info)
-            elif stat.S_ISLNK(st.st_mode):
-                info.type, info.linkname = tarfile.SYMTYPE, os.readlink(found)
-                tf.addfile(info)
-            elif stat.S_ISREG(st.st_mode):
-                key = (st.st_dev, st.st_ino)
-                if st.st_nlink > 1 and key in links:
-                    info.type, info.linkname = tarfile.LNKTYPE, links[key]
-                    tf.addfile(info)
-                else:
-                    links[key] = arc
-                    info.size = st.st_size
-                    fd = os.open(found, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-                    with os.fdopen(fd, "rb") as fh:
-                        tf.addfile(info, fh)
-            else:
+            if not add_entry(tf, found, info, st, links):
                 return
             written.add(arc)
         if is_dir:
