@@ -144,6 +144,16 @@ options:
           - Quote it. An unquoted YAML number such as C(0755) is refused, since YAML reads it as a
             decimal or octal integer.
         type: raw
+      idmap:
+        description:
+          - For V(bind) with O(userns) other than V(host), show the source through the container's
+            user namespace (podman's C(:idmap)) - the host's ids 0.. are the container's 0.. on this
+            mount, so its root owns what the host's root owns and writes as the host's root there.
+            Without it the container sees ids outside its range as C(nobody).
+          - The source's filesystem must take idmapped mounts (ext4, xfs, btrfs, tmpfs on Linux
+            6.3+, ...); one that cannot (overlayfs, NFS) is refused when the container is created.
+        type: bool
+        default: false
   secrets:
     description:
       - Files on the host handed to the container as systemd credentials, read-only at
@@ -552,6 +562,7 @@ ARGUMENT_SPEC = {
             "read_only": {"type": "bool", "default": False},
             "size": {"type": "str"},
             "mode": {"type": "raw"},
+            "idmap": {"type": "bool", "default": False},
         },
     },
     # Paths of files on the host, not secret values: their content never passes through Ansible.
@@ -597,8 +608,9 @@ def mount_entries(mounts):
                 f"{type(mode).__name__} {mode!r} (YAML reads an unquoted 0755 as a number)",
                 details={"option": "mounts", "index": index},
             )
-        if not mount.get("read_only"):
-            mount.pop("read_only", None)  # false is the runtime's default: one spelling, one hash
+        for flag in ("read_only", "idmap"):
+            if not mount.get(flag):
+                mount.pop(flag, None)  # false is the runtime's default: one spelling, one hash
         entries.append(mount)
     return entries
 

@@ -108,6 +108,23 @@ def test_run_returns_once_the_app_said_ready(lab: Lab, host: str) -> None:
     lab.berth(host, "rm", "-f", "sd-ok")
 
 
+def test_the_relay_works_in_a_user_namespace(lab: Lab, host: str) -> None:
+    """The relay's socket dir is berth's own mount, after the spec's: the container's mapped root
+    reaches it, and READY=1 gets through (it once crashed the start: the mounts were miscounted)."""
+    lab.berth(host, "run", "-d", "--name", "sd-userns", "--sdnotify", "container", "--userns", "auto",
+              "--stop-signal", "KILL", "-v", "sdvol:/data", "sdapp:1",
+              "sdready", "READY=1", "sleep", "1000")  # fmt: skip
+    try:
+        props = unit(lab, host, "sd-userns", "ActiveState", "MainPID")
+        assert props["ActiveState"] == "active", props
+        uid = lab.run(host, ["stat", "-c", "%u", f"/proc/{props['MainPID']}"]).stdout.strip()
+        assert int(uid) == lab.berth(host, "inspect", "sd-userns")["data"][0]["userns"]["uid"]
+    finally:
+        lab.berth(host, "rm", "-f", "sd-userns")
+        lab.run(host, ["rm", "-rf", "/var/lib/berth/volumes/sdvol"])
+    assert leftovers(lab, host, "sd-userns") == ""
+
+
 @pytest.mark.parametrize(
     ("argv", "why"),
     [

@@ -194,6 +194,41 @@ def test_root_inside_is_not_root_over_the_hosts_files(lab: Lab, host: str) -> No
     assert same.stdout == "host-only\n"
 
 
+def test_an_idmap_bind_mount_shows_the_hosts_ids_as_the_containers(lab: Lab, host: str) -> None:
+    """podman's `:idmap`: on that mount the host's ids 0.. are the container's 0.., both ways."""
+    src = f"{ROOTFS}.shared"  # on the host's data disk (ext4), which takes idmapped mounts
+    lab.run(host, ["sh", "-c", f"rm -rf {src} && mkdir {src} && echo host > {src}/f && chmod 600 {src}/f"])
+    try:
+        script = "stat -c %u:%g /s/f; cat /s/f; echo mine > /s/g"
+        out = lab.run(host, ["berth", "run", "--rm", "--userns", "auto", "-v", f"{src}:/s:idmap", IMAGE,
+                             "sh", "-c", script])  # fmt: skip
+        assert out.stdout.split() == ["0:0", "host"]
+        assert lab.run(host, ["stat", "-c", "%u:%g", f"{src}/g"]).stdout.strip() == "0:0"
+        ro = lab.run(host, ["berth", "run", "--rm", "--userns", "auto", "-v", f"{src}:/s:ro,idmap", IMAGE,
+                            "sh", "-c", "cat /s/f; touch /s/h"], check=False)  # fmt: skip
+        assert ro.stdout == "host\n" and "Read-only file system" in ro.stderr
+    finally:
+        lab.run(host, ["rm", "-rf", src])
+
+
+def test_an_idmap_bind_mount_the_filesystem_cannot_idmap_is_refused_at_create(lab: Lab, host: str) -> None:
+    """The lab host's own root is an overlayfs: its files cannot be idmapped; said at create."""
+    lab.run(host, ["mkdir", "-p", "/srv/userns-bind"])
+    try:
+        out = lab.berth(host, "run", "-d", "--name", "ubind", "--userns", "auto",
+                        "-v", "/srv/userns-bind:/b:idmap", IMAGE, "true", check=False)  # fmt: skip
+        assert out["error"]["kind"] == "unsupported", out
+        assert out["error"]["message"] == (
+            "userns: cannot idmap bind mount source /srv/userns-bind: its filesystem (overlayfs) does "
+            "not support idmapped mounts"
+        )
+        assert lab.run(host, ["test", "-e", f"{DATA}/ubind"], check=False).returncode == 1
+        units = lab.run(host, ["systemctl", "list-units", "--all", "--plain", "--no-legend", "berth-ubind*"])
+        assert units.stdout.strip() == ""
+    finally:
+        lab.run(host, ["rm", "-rf", "/srv/userns-bind"])
+
+
 @pytest.mark.slow
 def test_a_reboot_brings_the_container_back_on_its_range(lab: Lab, host: str, ua: dict[str, Any]) -> None:
     """A real `berth lab reboot`: berth-restore.service starts it again, on the range it had."""

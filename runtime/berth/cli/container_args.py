@@ -25,8 +25,9 @@ def add_spec_flags(p: argparse.ArgumentParser) -> None:
         "--volume",
         action="append",
         default=[],
-        metavar="SRC:DST[:ro]",
-        help="bind mount a host path (absolute SRC) or a named volume",
+        metavar="SRC:DST[:ro][,idmap]",
+        help="bind mount a host path (absolute SRC) or a named volume; idmap: the host's ids 0.. are "
+        "the container's 0.. on this bind mount (with --userns)",
     )
     p.add_argument("--tmpfs", action="append", default=[], metavar="DST[:size=N]")
     p.add_argument(
@@ -183,17 +184,18 @@ def spec_from_args(args: argparse.Namespace) -> dict[str, Any]:
     mounts = list(doc.get("mounts", []))
     for vol in args.volume:
         parts = vol.split(":")
-        if len(parts) not in (2, 3) or (len(parts) == 3 and parts[2] not in ("ro", "rw")):
-            raise InvalidInput(f"--volume {vol!r}: expected SRC:DST or SRC:DST:ro")
-        kind = "bind" if parts[0].startswith("/") else "volume"
-        mounts.append(
-            {
-                "type": kind,
-                "source": parts[0],
-                "target": parts[1],
-                "read_only": len(parts) == 3 and parts[2] == "ro",
-            }
-        )
+        options = set(parts[2].split(",")) if len(parts) == 3 else set()
+        if len(parts) not in (2, 3) or not options <= {"ro", "rw", "idmap"} or {"ro", "rw"} <= options:
+            raise InvalidInput(f"--volume {vol!r}: expected SRC:DST[:OPTIONS] (ro or rw, and idmap)")
+        mount: dict[str, Any] = {
+            "type": "bind" if parts[0].startswith("/") else "volume",
+            "source": parts[0],
+            "target": parts[1],
+            "read_only": "ro" in options,
+        }
+        if "idmap" in options:
+            mount["idmap"] = True
+        mounts.append(mount)
     for tmp in args.tmpfs:
         target, _, opts = tmp.partition(":")
         entry: dict[str, Any] = {"type": "tmpfs", "target": target}

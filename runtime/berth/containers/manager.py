@@ -393,7 +393,8 @@ class Containers:
             if ids is not None:  # the container's root writes its upper layer as its host uid
                 for d in (paths.upper, paths.work):
                     os.chown(d, ids["uid"], ids["gid"])
-                userns.probe(source.layers, str(paths.upper), str(paths.work), ids)
+                binds = tuple(m.source or "" for m in spec.mounts if m.idmap)
+                userns.probe(source.layers, str(paths.upper), str(paths.work), ids, binds)
             for m in spec.mounts:
                 if m.type == "volume":
                     paths.volume(m.source or "").mkdir(parents=True, exist_ok=True, mode=0o755)

@@ -41,6 +41,7 @@ CONTAINER_SPEC_SCHEMA: dict[str, Any] = {
                     "read_only": {"type": "boolean"},
                     "size": _SIZE,
                     "mode": {"type": "string", "pattern": "^[0-7]{3,4}$"},
+                    "idmap": {"type": "boolean"},
                 },
             },
         },

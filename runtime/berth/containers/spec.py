@@ -51,6 +51,7 @@ class Mount:
     read_only: bool = False
     size: int | None = None
     mode: str | None = None
+    idmap: bool = False  # a bind mount shown through the container's user namespace (podman's :idmap)
 
     def to_json(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if v is not None and v is not False}
@@ -237,7 +238,10 @@ def _mounts(items: list[dict[str, Any]]) -> tuple[Mount, ...]:
         size = parse_size(m["size"], f"{what}.size") if m.get("size") is not None else None
         if size == "infinity":
             size = None
-        mounts.append(Mount(m["type"], target, source, bool(m.get("read_only")), size, m.get("mode")))  # type: ignore[arg-type]
+        idmap = bool(m.get("idmap"))
+        if idmap and m["type"] != "bind":
+            raise InvalidInput(f"{what}.idmap: only bind mounts take it (named volumes are always idmapped)")
+        mounts.append(Mount(m["type"], target, source, bool(m.get("read_only")), size, m.get("mode"), idmap))  # type: ignore[arg-type]
     return tuple(sorted(mounts, key=lambda m: m.target))
 
 
@@ -315,6 +319,12 @@ def parse_spec(doc: Any) -> ContainerSpec:
     workdir = _abs_path(doc["workdir"], "spec field workdir") if doc.get("workdir") else ""
     privileged = bool(doc.get("privileged"))
     caps = effective_set(doc.get("cap_add") or [], doc.get("cap_drop") or [], privileged)
+    userns = parse_userns(doc.get("userns", "host"))
+    mounts = _mounts(doc.get("mounts") or [])
+    if userns.mode == "host" and any(m.idmap for m in mounts):
+        raise InvalidInput(
+            "spec field mounts: idmap needs a user namespace of the container's own (userns: auto or a range)"
+        )
     return ContainerSpec(
         name=name,
         image=doc.get("image"),
@@ -325,7 +335,7 @@ def parse_spec(doc: Any) -> ContainerSpec:
         workdir=workdir,
         user=user,
         hostname=hostname,
-        mounts=_mounts(doc.get("mounts") or []),
+        mounts=mounts,
         secrets=tuple(sorted(secrets)),
         read_only=bool(doc.get("read_only")),
         restart=restart,
@@ -341,7 +351,7 @@ def parse_spec(doc: Any) -> ContainerSpec:
         resources=tuple(sorted(resources.items())),
         networks=networks,
         ports=ports,
-        userns=parse_userns(doc.get("userns", "host")),
+        userns=userns,
         sdnotify=doc.get("sdnotify", "runtime"),
         start_timeout=int(doc.get("start_timeout", 0)),
     )

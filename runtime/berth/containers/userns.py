@@ -166,8 +166,11 @@ def allocate(
 
 
 # -- what the host can do ---------------------------------------------------------------------
-def probe(layers: list[str], upper: str, work: str, mapping: dict[str, Any]) -> None:
-    """Build, detached, the idmapped root the shim will build; say in plain words why it cannot.
+def probe(
+    layers: list[str], upper: str, work: str, mapping: dict[str, Any], idmapped_binds: tuple[str, ...] = ()
+) -> None:
+    """Build, detached, the idmapped root (and `idmapped_binds`) the shim will build; say in plain
+    words why it cannot.
 
     Run at create, so a host whose kernel or layer filesystem cannot do it refuses the container
     then, rather than at every start. Nothing is attached anywhere: closing the fds undoes it all.
@@ -183,18 +186,23 @@ def probe(layers: list[str], upper: str, work: str, mapping: dict[str, Any]) -> 
     except OSError as exc:
         raise Unsupported(f"userns: cannot create a user namespace on this host: {exc.strerror}") from exc
     fds: list[int] = []
+
+    def idmapped(path: str, what: str) -> int:
+        try:
+            return idmap.idmapped_tree(path, ns)
+        except OSError as exc:
+            why = (
+                f"its filesystem ({statfs_type(path)}) does not support idmapped mounts"
+                if exc.errno in (errno.EINVAL, errno.EOPNOTSUPP)
+                else exc.strerror
+            )
+            raise Unsupported(f"userns: cannot idmap {what} {path}: {why}") from exc
+
     try:
+        for source in idmapped_binds:
+            os.close(idmapped(source, "bind mount source"))
         for layer in layers:
-            try:
-                fds.append(idmap.idmapped_tree(layer, ns))
-            except OSError as exc:
-                fs = statfs_type(layer)
-                why = (
-                    f"its filesystem ({fs}) does not support idmapped mounts"
-                    if exc.errno in (errno.EINVAL, errno.EOPNOTSUPP)
-                    else exc.strerror
-                )
-                raise Unsupported(f"userns: cannot idmap image layer {layer}: {why}") from exc
+            fds.append(idmapped(layer, "image layer"))
         try:
             staging = os.path.join(os.path.dirname(upper), "idmap-layers")  # as the shim's
             fds.append(idmap.overlay_fd(list(fds), upper, work, staging))  # top layer first
@@ -208,15 +216,17 @@ def probe(layers: list[str], upper: str, work: str, mapping: dict[str, Any]) -> 
 
 
 def configure(config: dict[str, Any], mounts: tuple[Any, ...], mapping: dict[str, Any]) -> None:
-    """Tell the shim's config the range, and which mounts it must idmap (named volumes).
+    """Tell the shim's config the range, and which mounts it must idmap.
 
     Volumes are berth's own, owned by root on disk: idmapped, the container's root owns them and
     containers with different ranges can share one. Bind mounts keep the host's ownership (as in
-    podman without `:idmap`): the container sees the ids outside its range as nobody.
+    podman without `:idmap`): the container sees the ids outside its range as nobody; with
+    `idmap`, the host's ids 0.. are the container's 0.. on that mount, as on a volume.
     """
     config["userns"] = {k: mapping[k] for k in ("uid", "gid", "size")}
-    for spec_mount, entry in zip(mounts, config["mounts"], strict=True):
-        if spec_mount.type == "volume":
+    # The spec's mounts come first in the shim's list (berth's own, such as the notify socket, follow).
+    for spec_mount, entry in zip(mounts, config["mounts"][: len(mounts)], strict=True):
+        if spec_mount.type == "volume" or spec_mount.idmap:
             entry["idmap"] = True
 
 

@@ -66,7 +66,7 @@ def prepare(cfg: dict[str, Any]) -> None:
                 else idmap.clone_tree(m["source"], True)
             )
         except OSError as exc:
-            what = "idmap volume" if m.get("idmap") else "bind mount"
+            what = "idmap mount" if m.get("idmap") else "bind mount"
             raise SetupError(f"cannot {what} {m['source']}: {exc.strerror}") from exc
     credentials = os.environ.get("CREDENTIALS_DIRECTORY")
     if cfg.get("credentials_target") and credentials:

@@ -77,3 +77,42 @@ def test_a_full_pool_and_an_overlapping_range_are_conflicts(tmp_path: Path) -> N
         userns.allocate(userns.Userns("auto"), "b", [_rec("a", 100000, 100000)], sub, sub)
     with pytest.raises(Conflict, match="gids 100010-100019 overlap those of container a"):
         userns.allocate(userns.Userns("map", 500000, 100010, 10), "b", [_rec("a", 1, 100000)], sub, sub)
+
+
+def _bind(**extra: Any) -> dict[str, Any]:
+    return {"type": "bind", "source": "/srv/data", "target": "/data", **extra}
+
+
+def test_an_idmap_bind_mount_round_trips_and_a_plain_one_keeps_its_hash() -> None:
+    spec = parse_spec({"name": "c", "rootfs": "/r", "command": ["true"], "userns": "auto",
+                       "mounts": [_bind(idmap=True)]})  # fmt: skip
+    assert spec.mounts[0].idmap and ContainerSpec.from_json(spec.to_json()) == spec
+    doc = {"name": "c", "rootfs": "/r", "command": ["true"], "mounts": [_bind()]}
+    plain = parse_spec(doc)
+    assert "idmap" not in plain.to_json()["mounts"][0]  # specs from before the option hash the same
+    assert plain.spec_hash == parse_spec({**doc, "mounts": [_bind(idmap=False)]}).spec_hash
+
+
+@pytest.mark.parametrize(
+    "doc, words",
+    [
+        ({"mounts": [_bind(idmap=True)]}, "idmap needs a user namespace"),
+        ({"userns": "auto", "mounts": [{"type": "volume", "source": "v", "target": "/v", "idmap": True}]},
+         "only bind mounts take it"),
+        ({"userns": "auto", "mounts": [{"type": "tmpfs", "target": "/t", "idmap": True}]},
+         "only bind mounts take it"),
+    ],
+)  # fmt: skip
+def test_idmap_where_it_means_nothing_is_refused(doc: dict[str, Any], words: str) -> None:
+    with pytest.raises(InvalidInput, match=words):
+        parse_spec({"name": "c", "rootfs": "/r", "command": ["true"], **doc})
+
+
+def test_configure_marks_volumes_and_idmap_binds_and_leaves_berths_own_mounts() -> None:
+    """berth's own mounts (the notify socket's dir) follow the spec's in the shim's list."""
+    spec = parse_spec({"name": "c", "rootfs": "/r", "command": ["true"], "userns": "auto",
+                       "mounts": [_bind(idmap=True), {"type": "volume", "source": "v", "target": "/v"},
+                                  {"type": "bind", "source": "/etc", "target": "/e"}]})  # fmt: skip
+    config: dict[str, Any] = {"mounts": [{"target": m.target} for m in spec.mounts] + [{"target": "/run/n"}]}
+    userns.configure(config, spec.mounts, {"uid": 100000, "gid": 100000, "size": 65536})
+    assert [m.get("idmap", False) for m in config["mounts"]] == [True, False, True, False]
