@@ -583,6 +583,29 @@ def test_io_limits_systemd_would_ignore_are_refused_and_leave_nothing(
     assert_nothing_left(box)
 
 
+def test_named_volumes_outlive_containers_and_go_only_when_unused(box: Box) -> None:
+    """As podman's: made by a create, kept by rm, shared, listed with their users, removed only
+    when nothing uses them."""
+    box.detach("vol-a", "sh", "-c", "echo kept > /data/f; sleep 600", opts=("-v", "itvol:/data"))
+    listed = {v["name"]: v for v in box.lab.berth(box.host, "volume", "ls")["data"]}
+    assert listed["itvol"]["users"] == ["container vol-a"] and listed["itvol"]["created_at"]
+    refused = box.lab.berth(box.host, "volume", "rm", "itvol", check=False)
+    assert refused["error"]["kind"] == "conflict" and "container vol-a" in refused["error"]["message"]
+    pruned = box.lab.berth(box.host, "volume", "prune")
+    assert "itvol" in pruned["data"]["kept"] and "itvol" not in pruned["data"]["removed"]
+    box.lab.berth(box.host, "rm", "-f", "vol-a")
+    out = box.run("vol-b", "cat", "/data/f", opts=("--rm", "-v", "itvol:/data"))
+    assert out.stdout == "kept\n"  # the data outlived the container that wrote it
+    planned = box.lab.berth(box.host, "volume", "prune", "--check")
+    assert "itvol" in planned["data"]["removed"] and not planned["changed"]
+    assert box.lab.berth(box.host, "volume", "inspect", "itvol")["data"][0]["in_use"] is False
+    gone = box.lab.berth(box.host, "volume", "rm", "itvol")
+    assert gone["changed"] and [a["action"] for a in gone["actions"]] == ["remove-volume"]
+    assert "itvol" not in box.sh("ls", "-a", "/var/lib/berth/volumes").split()
+    missing = box.lab.berth(box.host, "volume", "inspect", "itvol", check=False)
+    assert missing["error"]["kind"] == "not-found"
+
+
 def test_the_default_seccomp_filter_refuses_what_podmans_does(box: Box) -> None:
     # Creating a user namespace needs no capability: only the filter refuses it.
     script = "grep -c '^Seccomp:.2' /proc/self/status; unshare -U true 2>/dev/null; echo $?"

@@ -11,6 +11,7 @@ from berth.containers.image_source import process
 from berth.containers.paths import ContainerPaths
 from berth.containers.seccomp_profile import default_profile
 from berth.containers.spec import ContainerSpec
+from berth.containers.volumes import path_of as volume_path
 from berth.network.containers import network_hooks
 from berth.systemd.properties import Property, to_dbus
 from berth.systemd.sizes import INFINITY
@@ -66,7 +67,7 @@ def shim_config(
         if m.type == "bind":
             entry["source"] = m.source
         elif m.type == "volume":
-            entry["source"] = str(paths.volume(m.source or ""))
+            entry["source"] = str(volume_path(m.source or ""))
         else:
             entry["size"] = m.size
             entry["mode"] = m.mode or "1777"

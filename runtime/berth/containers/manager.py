@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from berth import plan as plans
-from berth.containers import image_source, lifecycle, owner, preflight, records, userns
+from berth.containers import image_source, lifecycle, owner, preflight, records, userns, volumes
 from berth.containers.config import resource_properties, shim_config, unit_properties
 from berth.containers.files import write_runtime_files
 from berth.containers.image_source import process
@@ -397,7 +397,7 @@ class Containers:
                 userns.probe(source.layers, str(paths.upper), str(paths.work), ids, binds)
             for m in spec.mounts:
                 if m.type == "volume":
-                    paths.volume(m.source or "").mkdir(parents=True, exist_ok=True, mode=0o755)
+                    volumes.ensure(m.source or "")
             lifecycle.advance(record, lifecycle.CREATED)
             records.put(record)
         except BaseException:

@@ -51,9 +51,6 @@ class ContainerPaths:
     def rootfs(self) -> Path:
         return self.run / "rootfs"
 
-    def volume(self, name: str) -> Path:
-        return data_dir() / "volumes" / name / "data"
-
 
 def unit_name(container: str) -> str:
     return f"berth-{container}.service"

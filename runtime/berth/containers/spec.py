@@ -231,8 +231,7 @@ def _mounts(items: list[dict[str, Any]]) -> tuple[Mount, ...]:
                 raise InvalidInput(f"{what}: a bind mount needs a source")
             source = _abs_path(source, f"{what}.source")
         elif m["type"] == "volume":
-            if not source or not _NAME.match(source):
-                raise InvalidInput(f"{what}.source: a volume needs a name like a container's")
+            validate_volume_name(source, f"{what}.source")
         elif source:
             raise InvalidInput(f"{what}: a tmpfs mount takes no source")
         size = parse_size(m["size"], f"{what}.size") if m.get("size") is not None else None
@@ -243,6 +242,16 @@ def _mounts(items: list[dict[str, Any]]) -> tuple[Mount, ...]:
             raise InvalidInput(f"{what}.idmap: only bind mounts take it (named volumes are always idmapped)")
         mounts.append(Mount(m["type"], target, source, bool(m.get("read_only")), size, m.get("mode"), idmap))  # type: ignore[arg-type]
     return tuple(sorted(mounts, key=lambda m: m.target))
+
+
+def validate_volume_name(name: Any, what: str = "volume name") -> str:
+    """A named volume's name: like a container's (it is a directory under the data dir)."""
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise InvalidInput(
+            f"{what}: {name!r} is not a volume name (letters, digits, '_', '.', '-'; up to 63, "
+            "starting with a letter or digit)"
+        )
+    return name
 
 
 def parse_resources(doc: dict[str, Any]) -> dict[str, Any]:
