@@ -61,6 +61,29 @@ def test_build_with_run_steps_then_run_the_image(lab: Lab, host: str) -> None:
     lab.berth(host, "image", "verify")
 
 
+def test_an_image_volume_without_a_mount_is_said_once_mounted_not(lab: Lab, host: str) -> None:
+    """berth makes no anonymous volumes (podman's --image-volume=ignore): a VOLUME the spec mounts
+    nothing on is a warning, since what is written there goes with the container."""
+    ctx = "/var/lib/berth/volctx"
+    lab.run(host, ["sh", "-c", f"mkdir -p {ctx} && cat > {ctx}/Containerfile"],
+            input='FROM base\nVOLUME ["/var/data", "/cache/"]\n')  # fmt: skip
+    lab.berth(host, "image", "build", "-t", "vol:1", ctx)
+    try:
+        bare = lab.berth(host, "create", "--name", "vol-bare", "vol:1", "true")
+        assert [w.split(" and ")[0] for w in bare["warnings"]] == [
+            "the image declares VOLUME /cache/",
+            "the image declares VOLUME /var/data",
+        ], bare["warnings"]
+        mounted = lab.berth(host, "create", "--name", "vol-kept", "-v", "itimgvol:/var/data",
+                            "--tmpfs", "/cache", "vol:1", "true")  # fmt: skip
+        assert mounted["warnings"] == []
+    finally:
+        lab.run(
+            host,
+            ["sh", "-c", "berth rm -f vol-bare vol-kept; berth volume rm itimgvol; berth image rm vol:1"],
+        )
+
+
 def test_a_failing_run_step_says_so_and_leaves_nothing(lab: Lab, host: str) -> None:
     lab.run(
         host,

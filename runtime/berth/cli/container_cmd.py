@@ -202,6 +202,7 @@ def run_create(args: argparse.Namespace) -> Result:
         data={"name": spec.name, "spec_hash": spec.spec_hash},
         changed=True,
         actions=outcome.applied,
+        warnings=outcome.warnings,
         text=lambda: spec.name,
     )
 

@@ -49,6 +49,19 @@ class Outcome:
     before: Observed | None = None
 
 
+def unmounted_image_volumes(spec: ContainerSpec, image_config: dict[str, Any]) -> list[str]:
+    """Warnings for the image's VOLUME paths the spec mounts nothing on. berth makes no anonymous
+    volumes (podman's --image-volume=ignore): writes there stay in the container's upper dir and
+    go with it, which a user who counted on the VOLUME line should hear about."""
+    mounted = {m.target for m in spec.mounts}
+    return [
+        f"the image declares VOLUME {path} and nothing is mounted there: what the container writes "
+        "there stays in its own upper dir and is removed with it (mount a named volume to keep it)"
+        for path in sorted(image_config.get("Volumes") or {})
+        if (path.rstrip("/") or "/") not in mounted
+    ]
+
+
 def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
@@ -285,7 +298,7 @@ class Containers:
 
         def create(action: Action) -> None:
             assert spec is not None
-            self._create(spec, paths, action.detail.get("owner"))
+            outcome.warnings += self._create(spec, paths, action.detail.get("owner"))
 
         def start(_: Action) -> None:
             assert spec is not None
@@ -356,7 +369,9 @@ class Containers:
         except NotFound:
             pass
 
-    def _create(self, spec: ContainerSpec, paths: ContainerPaths, owned_by: dict[str, Any] | None) -> None:
+    def _create(
+        self, spec: ContainerSpec, paths: ContainerPaths, owned_by: dict[str, Any] | None
+    ) -> list[str]:
         preflight.check_sources(spec)
         unit = unit_name(spec.name)
         live = live_state(self.systemd, unit)
@@ -404,6 +419,7 @@ class Containers:
             shutil.rmtree(paths.data, ignore_errors=True)
             image_source.release(spec.name)
             raise
+        return unmounted_image_volumes(spec, source.config)
 
     def _start(
         self, spec: ContainerSpec, paths: ContainerPaths, stdio: tuple[int, int, int] | None = None
