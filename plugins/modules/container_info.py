@@ -84,7 +84,10 @@ containers:
       description: The main process ID on the host, or null when the container does not run.
       type: int
     networks:
-      description: The container's network interfaces (address, gateway, MAC) while it is attached.
+      description:
+        - The container's network interfaces (address, gateway, MAC) while it is attached.
+        - C(parked) is true while they are kept for a restart or for a deployment's rollback (a
+          retired revision's containers), without port rules.
       type: list
       elements: dict
     exit:

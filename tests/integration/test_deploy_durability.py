@@ -18,7 +18,7 @@ from tests.reliability_plugin import recorder as _rec
 pytestmark = pytest.mark.lab
 
 # Before the commit point (`switching`) the old revision must win; from it on, the new one.
-CRASH_PORT, LIVE_PORT = 8081, 8082
+CRASH_PORT, LIVE_PORT, PARK_PORT = 8081, 8082, 8083
 BEFORE = ["revision-recorded", "containers-created", "started", "checked"]
 AFTER = ["switching", "switched", "activated", "retired"]
 
@@ -127,3 +127,33 @@ def test_no_failed_request_during_deploy_and_rollback(lab: Lab) -> None:
         assert loop.bodies() == {"v1", "v2"}
     finally:
         lab.run(server, ["sh", "-c", "berth undeploy live >/dev/null 2>&1; true"])
+
+
+def test_a_retired_revision_stays_parked_on_its_address_for_a_rollback(lab: Lab, host: str) -> None:
+    """Retired, a revision's containers keep their network parked (no port rules): a rollback
+    starts them on the same address without making links again; removal detaches for good."""
+    client = lab.hosts[0]
+    lab.run(host, ["sh", "-c", "berth undeploy park >/dev/null 2>&1; true"])
+
+    def networks(container: str) -> list[dict[str, object]]:
+        return lab.berth(host, "inspect", container)["data"][0]["networks"]  # type: ignore[no-any-return]
+
+    try:
+        for v in (1, 2):
+            lab.berth(
+                host, "deploy", "park", "-f", write_spec(lab, host, spec(v, name="park", port=PARK_PORT))
+            )
+        [v1] = networks("park-1-web")
+        assert v1["parked"] is True and lab.berth(host, "inspect", "park-1-web")["data"][0]["pid"] is None
+        assert lab.run(host, ["test", "-e", "/run/berth/netns/park-1-web"], check=False).returncode == 0
+        assert serving(lab, host, client, PARK_PORT) == "v2"
+        lab.berth(host, "rollback", "park")
+        assert serving(lab, host, client, PARK_PORT) == "v1"
+        assert networks("park-1-web") == [{**v1, "parked": False}]  # same address, same MAC
+        assert networks("park-2-web")[0]["parked"] is True
+    finally:
+        lab.run(host, ["sh", "-c", "berth undeploy park >/dev/null 2>&1; true"])
+    leftovers = lab.run(
+        host, ["sh", "-c", "ls /var/lib/berth/network/attachments /run/berth/netns | grep park || true"]
+    )
+    assert leftovers.stdout == ""

@@ -29,7 +29,7 @@ from berth.containers.plan import plan, plan_create, plan_remove, plan_stop
 from berth.containers.spec import ContainerSpec, parse_resources
 from berth.errors import BerthError, Conflict, JobFailed, NotFound, StartFailed
 from berth.host import boot_identity
-from berth.network.containers import attach_container, detach_container
+from berth.network.containers import attach_container, detach_container, park_container
 from berth.plan import Action, Handler
 from berth.state.atomic import atomic_write_json
 from berth.systemd.properties import to_dbus
@@ -191,9 +191,13 @@ class Containers:
     def start(self, name: str) -> Outcome:
         return self._simple(name, lambda o: [] if o.running else [Action("start", name)])
 
-    def stop(self, name: str, timeout: int | None = None) -> Outcome:
-        """Stop `name`: its stop signal, then SIGKILL after its stop timeout (or `timeout` seconds)."""
-        return self._simple(name, lambda o: plan_stop(o, timeout))
+    def stop(self, name: str, timeout: int | None = None, keep_network: bool = False) -> Outcome:
+        """Stop `name`: its stop signal, then SIGKILL after its stop timeout (or `timeout` seconds).
+
+        `keep_network`: leave its network attachment parked rather than detached (a deployment's
+        retired revision, which a rollback starts again: same address, and no netlink then).
+        """
+        return self._simple(name, lambda o: plan_stop(o, timeout, keep_network))
 
     def restart(self, name: str) -> Outcome:
         return self._simple(
@@ -314,7 +318,10 @@ class Containers:
             except NotFound:
                 pass
             self._reset_failed(unit)
-            detach_container(name)  # ExecStopPost did it already, unless it could not run
+            if action.detail.get("keep_network"):
+                park_container(name)  # ExecStopPost parked it already (restart: always), else now
+            else:
+                detach_container(name)  # ExecStopPost did it already, unless it could not run
             record = records.get(name)
             if record is not None:
                 lifecycle.advance(record, lifecycle.EXITED)

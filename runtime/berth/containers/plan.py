@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from berth.containers.observe import Observed
 from berth.containers.spec import ContainerSpec
 from berth.errors import Conflict
@@ -48,14 +50,18 @@ def plan_create(spec: ContainerSpec, observed: Observed) -> list[Action]:
     return [Action("create", spec.name, {"spec_hash": spec.spec_hash})]
 
 
-def plan_stop(observed: Observed, timeout: int | None = None) -> list[Action]:
+def plan_stop(observed: Observed, timeout: int | None = None, keep_network: bool = False) -> list[Action]:
     """Stop a running container; `timeout` (seconds before SIGKILL) overrides its stop timeout.
 
     A timeout is only recorded when given: without one, systemd stops the unit as configured.
+    `keep_network` parks its network attachment instead of detaching it (see `Containers.stop`).
     """
     if not observed.running:
         return []
-    return [Action("stop", observed.name, {} if timeout is None else {"timeout": timeout})]
+    detail: dict[str, Any] = {} if timeout is None else {"timeout": timeout}
+    if keep_network:
+        detail["keep_network"] = True
+    return [Action("stop", observed.name, detail)]
 
 
 def plan_remove(observed: Observed, force: bool, timeout: int | None = None) -> list[Action]:

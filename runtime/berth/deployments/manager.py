@@ -378,8 +378,8 @@ class Deployments:
             if drain > 0:
                 time.sleep(drain)  # connections the switch left on the old revision finish
             for container in containers_of(r):
-                try:
-                    c.stop(container)
+                try:  # kept for a rollback: its network stays parked (same address, no netlink)
+                    c.stop(container, keep_network=True)
                 except NotFound:
                     pass
             crash.point("old-stopped" if record["current"] == r["number"] else "retired")

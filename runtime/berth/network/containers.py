@@ -33,11 +33,14 @@ INTERFACE_FIELDS = ("network", "ifname", "address", "address6", "gateway", "gate
 
 
 def interfaces_of(name: str) -> list[dict[str, Any]]:
-    """The container's interfaces as `inspect` shows them: empty without a network (or stopped)."""
+    """The container's interfaces as `inspect` shows them: empty without a network (or stopped and
+    detached); `parked` while they are kept for a restart or a rollback without port rules."""
     from berth.network import state
 
     record = state.attachments().get(name) or {}
-    return [{k: iface.get(k) for k in INTERFACE_FIELDS} for iface in record.get("interfaces", [])]
+    parked = record.get("status") == "parked"
+    rows = [{k: iface.get(k) for k in INTERFACE_FIELDS} for iface in record.get("interfaces", [])]
+    return [{**row, "parked": parked} for row in rows]
 
 
 def restore_networks() -> list[dict[str, Any]]:
@@ -82,8 +85,16 @@ def network_hooks(spec: ContainerSpec) -> dict[str, list[list[str]]]:
     if spec.restart == "no":  # `berth start` attached already: no ExecStartPre needed
         return {"ExecStopPost": [[*hook, "detach", spec.name]]}
     policy = spec.restart.partition(":")[0]
+    from pathlib import Path
+
+    from berth.network import state
+
+    # Python (the full hook) only when the fast test in shell finds it is not attached already.
+    script = Path(__file__).with_name("attached.sh")
+    record, netns = state.attachments().path(spec.name), state.netns_path(spec.name)
+    check = ["/bin/sh", str(script), str(record), str(netns)]
     return {
-        "ExecStartPre": [[*hook, "attach", spec.name]],
+        "ExecStartPre": [[*check, *hook, "attach", spec.name]],
         "ExecStopPost": [[*hook, "stopped", spec.name, policy]],
     }
 

@@ -1,3 +1,4 @@
+# shellcheck shell=sh
 # ExecStopPost of every container unit: why the container stopped, written to the exit file
 # ($1) while the unit's cgroup still exists. The same document as `main.py record-exit`
 # (berth/shim/exit_record.py) writes, without starting Python: this runs at every stop of a

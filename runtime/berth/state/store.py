@@ -29,23 +29,24 @@ class RecordStore:
     def __init__(self, kind: str, root: Path | None = None) -> None:
         self.dir = (root or data_dir()) / kind
 
-    def _path(self, name: str) -> Path:
+    def path(self, name: str) -> Path:
+        """Where record `name` is (written atomically there: berth.state.atomic)."""
         if not name or "/" in name or name.startswith("."):
             raise ValueError(f"unsafe record name {name!r}")
         return self.dir / f"{name}.json"
 
     def get(self, name: str) -> dict[str, Any] | None:
         try:
-            record: dict[str, Any] = read_json(self._path(name))
+            record: dict[str, Any] = read_json(self.path(name))
         except FileNotFoundError:
             return None
         return record
 
     def put(self, name: str, record: dict[str, Any]) -> None:
-        atomic_write_json(self._path(name), record, mode=0o600)
+        atomic_write_json(self.path(name), record, mode=0o600)
 
     def delete(self, name: str) -> bool:
-        return remove_file(self._path(name))
+        return remove_file(self.path(name))
 
     def names(self) -> list[str]:
         try:

@@ -77,3 +77,40 @@ def test_a_parked_restart_unparks_without_netlink(dirs: Path, monkeypatch: pytes
     attached = manager.Networks().attach("web", "web", ["berth"], [])
     assert attached.netns_path == "x" and synced == [True]
     assert (state.attachments().get("web") or {})["status"] == "attached"
+
+
+SCRIPT = Path(hook.__file__).with_name("attached.sh")
+
+
+@pytest.mark.parametrize(
+    ("status", "this_boot", "bound", "shortcut"),
+    [
+        ("attached", True, True, True),
+        ("parked", True, True, False),
+        ("attached", False, True, False),
+        ("attached", True, False, False),  # a plain file where the handle was
+        ("attaching", True, True, False),
+    ],
+)
+def test_the_shell_check_of_execstartpre_agrees_with_the_python_one(
+    dirs: Path, status: str, this_boot: bool, bound: bool, shortcut: bool
+) -> None:
+    """attached.sh (the unit's ExecStartPre) runs the full hook, its arguments, unless Python's
+    attached_this_boot would take the shortcut; real files, a real bind-mounted namespace handle
+    (in a mount namespace of the test's own)."""
+    import shutil
+    import subprocess
+
+    if shutil.which("unshare") is None or shutil.which("mount") is None:
+        pytest.skip("needs unshare and mount")
+    boot = boot_identity() if this_boot else "another-boot:1"
+    state.attachments().put("web", {**_record(status, boot), "parked_at": "t", "zeta": 1})
+    handle = state.netns_path("web")
+    handle.parent.mkdir(parents=True)
+    handle.touch()
+    check = f"sh {SCRIPT} {state.attachments().path('web')} {handle} echo full-hook"
+    bind = f"mount --bind /proc/self/ns/net {handle} && " if bound else ""
+    out = subprocess.run(
+        ["unshare", "-m", "sh", "-c", bind + check], capture_output=True, text=True, check=True
+    )
+    assert out.stdout == ("" if shortcut else "full-hook\n"), out
