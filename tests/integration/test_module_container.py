@@ -328,6 +328,27 @@ def test_slice_module_and_info(play: Host, lab: Lab) -> None:
     assert play({"name": "itweb"}, module="slice_info")["slices"] == []
 
 
+def test_volume_module_present_in_use_absent(play: Host, lab: Lab) -> None:
+    """Check mode touches nothing, present is exact, absent is refused while a container uses it."""
+    gone = "test ! -e /var/lib/berth/volumes/itdata"
+    planned = play({"name": "itdata"}, module="volume", check=True)
+    assert planned["changed"] is True and [a["action"] for a in planned["actions"]] == ["create-volume"]
+    assert lab.run(play.host, ["sh", "-c", gone], check=False).returncode == 0
+    made = play({"name": "itdata"}, module="volume")
+    assert made["changed"] is True and made["volume"]["path"] == "/var/lib/berth/volumes/itdata/data"
+    assert play({"name": "itdata"}, module="volume")["changed"] is False
+    mounts = [{"type": "volume", "source": "itdata", "target": "/data"}]
+    play({"name": "it-vol", "rootfs": ROOTFS, "command": SLEEP, "mounts": mounts}, module="container")
+    busy = play({"name": "itdata", "state": "absent"}, module="volume")
+    assert busy["failed"] and busy["error"]["kind"] == "conflict" and "container it-vol" in busy["msg"]
+    assert play({"name": "itdata"}, module="volume")["volume"]["users"] == ["container it-vol"]
+    play({"name": "it-vol", "state": "absent"}, module="container")
+    removed = play({"name": "itdata", "state": "absent"}, module="volume")
+    assert removed["changed"] is True and removed["volume"] is None
+    assert lab.run(play.host, ["sh", "-c", gone], check=False).returncode == 0
+    assert play({"name": "itdata", "state": "absent"}, module="volume")["changed"] is False
+
+
 def test_image_module_import_tag_remove(play: Host, lab: Lab) -> None:
     lab.run(play.host, ["sh", "-c", f"tar -C {ROOTFS} -cf /root/base.tar ."])
     args = {

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from berth.cli.common import add_command
+from berth.cli.common import add_command, read_json_input
 from berth.cli.result import Result
 
 
@@ -22,6 +22,9 @@ def register(sub: Any) -> None:
     rm.add_argument("names", nargs="+", metavar="NAME")
     prune = add_command(vsub, "prune", run_prune, "remove every volume nothing uses", "volume prune")
     prune.add_argument("--check", action="store_true", help="plan only: change nothing")
+    apply = add_command(vsub, "apply", run_apply, "make a volume present or absent (modules)", "volume apply")
+    apply.add_argument("-f", "--file", required=True, metavar="SPEC", help='JSON {"name", "state"} or -')
+    apply.add_argument("--check", action="store_true", help="plan only: change nothing")
 
 
 def run_create(args: argparse.Namespace) -> Result:
@@ -90,7 +93,35 @@ def run_prune(args: argparse.Namespace) -> Result:
             "kept": kept,
             "check_mode": args.check,
         },
-        changed=bool(applied),
+        changed=bool(actions),  # in check mode: what would change
         actions=actions,
         text=lambda: "\n".join(a.target for a in actions if a.kind == "remove-volume") or "nothing to remove",
+    )
+
+
+def run_apply(args: argparse.Namespace) -> Result:
+    from berth.containers import volumes
+    from berth.errors import InvalidInput
+
+    doc = read_json_input(args.file)
+    if not isinstance(doc, dict) or set(doc) - {"name", "state"} or "name" not in doc:
+        raise InvalidInput('volume apply: expected a JSON object {"name": NAME, "state": "present"|"absent"}')
+    name, state = doc["name"], doc.get("state", "present")
+    planned, applied, observed = volumes.converge(
+        lambda seen: volumes.plan_state(name, state, seen), check=args.check
+    )
+    before = next((v.to_json() for v in observed if v.name == name), None)
+    after = None
+    if state == "present" and applied:  # made just now: as it is on disk
+        after = next(v.to_json() for v in volumes.observe() if v.name == name)
+    elif state == "present":
+        after = before or {"name": name, "path": str(volumes.path_of(name)), "created_at": None,
+                           "users": [], "in_use": False}  # fmt: skip
+    actions = planned if args.check else applied
+    return Result(
+        data={"name": name, "state": state, "volume": after, "check_mode": args.check},
+        changed=bool(actions),  # in check mode: what would change
+        actions=actions,
+        diff={"before": {"state": "present" if before else "absent"}, "after": {"state": state}},
+        text=lambda: f"volume {name}: {', '.join(a.kind for a in actions) or 'unchanged'}",
     )

@@ -24,7 +24,7 @@ from typing import Any
 from berth import plan as plans
 from berth.containers import records
 from berth.containers.spec import validate_volume_name
-from berth.errors import Conflict, NotFound
+from berth.errors import Conflict, InvalidInput, NotFound
 from berth.plan import Action
 from berth.state.atomic import atomic_write_json, read_json
 from berth.state.store import data_dir
@@ -130,6 +130,16 @@ def plan_remove(wanted: list[str], observed: list[Volume]) -> list[Action]:
             )
         actions.append(Action("remove-volume", name))
     return actions
+
+
+def plan_state(name: str, state: str, observed: list[Volume]) -> list[Action]:
+    """Declarative (the volume module): `present` makes it, `absent` removes it unless in use."""
+    if state not in ("present", "absent"):
+        raise InvalidInput(f"volume state {state!r} is not present or absent")
+    if state == "present":
+        return plan_create(name, observed)
+    validate_volume_name(name)
+    return plan_remove([name], observed) if any(v.name == name for v in observed) else []
 
 
 def plan_prune(observed: list[Volume]) -> list[Action]:
