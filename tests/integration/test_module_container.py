@@ -229,10 +229,14 @@ def test_bad_option_fails_clearly_and_changes_nothing(play: Host, extra, kind, w
 
 
 def playbook_output(play: Host, tasks: list[dict[str, Any]], *flags: str) -> subprocess.CompletedProcess[str]:
+    """The playbook's whole output; `flags` such as --check and a verbosity (-vvvv unless given)."""
     path = play.workdir / f"raw-{play.runs}.yml"
     play.runs += 1
     path.write_text(json.dumps([{"hosts": play.host, "gather_facts": False, "tasks": tasks}]))
-    return play.lab.ansible_playbook(path, "-i", play.lab.inventory, "-vvvv", "--diff", *flags, check=False)
+    verbosity = [] if any(f.startswith("-v") or f == "-q" for f in flags) else ["-vvvv"]
+    return play.lab.ansible_playbook(
+        path, "-i", play.lab.inventory, *verbosity, "--diff", *flags, check=False
+    )
 
 
 def test_argument_errors_are_clear(play: Host) -> None:
@@ -286,7 +290,8 @@ def test_secrets_never_in_output(play: Host) -> None:
             "ignore_errors": True,
         },
     ]
-    for flags in ((), ("--check",)):
+    # Every verbosity (the default one prints failures differently), with and without check mode.
+    for flags in ((), ("--check",), ("-v",), ("-vvvvvv", "--check")):
         proc = playbook_output(play, tasks, *flags)
         out = proc.stdout + proc.stderr
         assert "berth.fleet.image" in out and "conflicts with build" in out, out[-3000:]

@@ -17,6 +17,7 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -144,8 +145,13 @@ def plan_state(name: str, state: str, observed: list[Volume]) -> list[Action]:
 
 def plan_prune(observed: list[Volume]) -> list[Action]:
     actions = [Action("remove-volume", v.name, {"reason": "unused"}) for v in observed if not v.users]
-    debris = sorted(e for e in _entries() if e.startswith(".new-") or not (root() / e / "data").is_dir())
-    return actions + [Action("remove-debris", e, {"reason": "a killed create left it"}) for e in debris]
+    # What a killed create (.new-) or remove (.gone-) left, and directories that are no volume.
+    debris = sorted(
+        e for e in _entries() if e.startswith((".new-", ".gone-")) or not (root() / e / "data").is_dir()
+    )
+    return actions + [
+        Action("remove-debris", e, {"reason": "left by a killed create or remove"}) for e in debris
+    ]
 
 
 def apply(actions: list[Action]) -> list[Action]:
@@ -165,7 +171,9 @@ def apply(actions: list[Action]) -> list[Action]:
     return plans.apply(actions, handlers)
 
 
-def converge(plan: Any, check: bool = False) -> tuple[list[Action], list[Action], list[Volume]]:
+def converge(
+    plan: Callable[[list[Volume]], list[Action]], check: bool = False
+) -> tuple[list[Action], list[Action], list[Volume]]:
     """Plan with `plan(observed)` and apply it under the containers lock: (planned, applied,
     observed before)."""
     with records.locked():

@@ -62,6 +62,7 @@ def test_rm_refuses_what_is_used_or_missing_and_prune_keeps_it(data: Path) -> No
     _container("c", "used")
     _deployment("shop", {"3": ["kept"]})
     (data / "volumes" / ".new-x-abc").mkdir()  # what a killed create leaves
+    (data / "volumes" / ".gone-y-12" / "data").mkdir(parents=True)  # and a killed remove
     observed = volumes.observe()
     with pytest.raises(Conflict, match="in use by container c"):
         volumes.plan_remove(["used"], observed)
@@ -72,8 +73,9 @@ def test_rm_refuses_what_is_used_or_missing_and_prune_keeps_it(data: Path) -> No
     pruned = volumes.plan_prune(observed)
     assert [(a.kind, a.target) for a in pruned] == [
         ("remove-volume", "free"),
+        ("remove-debris", ".gone-y-12"),
         ("remove-debris", ".new-x-abc"),
     ]
-    assert [a.target for a in volumes.apply(pruned)] == ["free", ".new-x-abc"]
+    assert [a.target for a in volumes.apply(pruned)] == ["free", ".gone-y-12", ".new-x-abc"]
     assert volumes.names() == ["kept", "used"]
     assert sorted(p.name for p in (data / "volumes").iterdir()) == ["kept", "used"]
