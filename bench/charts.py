@@ -132,7 +132,59 @@ def network(r: dict[str, Any], out_dir: Path) -> list[Path]:
     return _save(plt, fig, out_dir, "network")
 
 
-CHARTS: dict[str, Chart] = {"lab_up": lab_up, "images": images, "network": network}
+def fleet(r: dict[str, Any], out_dir: Path) -> list[Path]:
+    """Deploy wall time against the ping floor plus the gate wait, per fleet size."""
+    plt = pyplot()
+    rows = r.get("hosts") or {}
+    if plt is None or not rows:
+        return []
+    sizes = sorted(rows, key=int)
+    x = range(len(sizes))
+    fig, ax = plt.subplots(figsize=(7, 4))
+    deploy = [rows[h]["deploy_s"]["median"] for h in sizes]
+    floor = [rows[h]["floor_s"]["median"] for h in sizes]
+    gate = [rows[h]["gate_wait_s"]["median"] for h in sizes]
+    ax.bar([i - 0.2 for i in x], deploy, 0.4, label="deploy.yml", color="C0")
+    ax.bar([i + 0.2 for i in x], floor, 0.4, label="ping floor", color="C1")
+    ax.bar([i + 0.2 for i in x], gate, 0.4, bottom=floor, label="+ gate wait", color="C2")
+    ax.plot([i + 0.2 for i in x], [1.5 * (f + g) for f, g in zip(floor, gate, strict=True)], "r_", ms=30,
+            label="target: 1.5x (floor + gate)")  # fmt: skip
+    for i, h in enumerate(sizes):
+        ax.annotate(
+            f"{rows[h]['ratio_to_floor_plus_gate']:.2f}x", (i - 0.2, deploy[i]), ha="center", va="bottom"
+        )
+    ax.set_xticks(list(x), [f"{h} host{'s' if h != '1' else ''}" for h in sizes])
+    ax.set_ylabel("s (median)")
+    ax.set_title("fleet deploy vs the Ansible floor")
+    ax.legend(fontsize=8)
+    return _save(plt, fig, out_dir, "fleet")
+
+
+def rollback(r: dict[str, Any], out_dir: Path) -> list[Path]:
+    """Time to serving the previous version, per side, against the 0.3 s target."""
+    plt = pyplot()
+    sides = [s for s in ("berth", "podman_bridge", "podman_host") if isinstance(r.get(s), dict)]
+    if plt is None or not sides:
+        return []
+    fig, ax = plt.subplots(figsize=(7, 4))
+    labels = {"berth": "berth rollback", "podman_bridge": "podman stop+run\n(bridge)",
+              "podman_host": "podman stop+run\n(host network)"}  # fmt: skip
+    _bars(ax, [labels[s] for s in sides], [r[s]["to_serving_s"] for s in sides], 1.0,
+          ["C0", "C1", "C7"][: len(sides)])  # fmt: skip
+    ax.axhline(0.3, ls="--", color="C3", lw=1, label="target: 0.3 s")
+    ax.set_ylabel("s to serving (median, min-max)")
+    ax.set_title("rollback to the previous version")
+    ax.legend(fontsize=8)
+    return _save(plt, fig, out_dir, "rollback")
+
+
+CHARTS: dict[str, Chart] = {
+    "lab_up": lab_up,
+    "images": images,
+    "network": network,
+    "fleet": fleet,
+    "rollback": rollback,
+}
 
 
 def chart_for(key: str) -> Chart | None:
