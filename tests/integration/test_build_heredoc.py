@@ -68,11 +68,13 @@ def host(lab: Lab) -> Iterator[str]:
 
 
 class Server:
-    """Files over HTTP on the lab's gateway address, with Last-Modified; counts the requests."""
+    """Files over HTTP on the lab's gateway address, with Last-Modified (304 to an If-Modified-Since
+    not older, as a web server answers); counts the requests and the bodies sent."""
 
     def __init__(self, address: str) -> None:
         self.files: dict[str, bytes] = {}
         self.requests: list[str] = []
+        self.bodies = 0
         server = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -82,6 +84,12 @@ class Server:
                 if body is None:
                     self.send_error(404)
                     return
+                since = self.headers.get("If-Modified-Since")
+                if since and email.utils.parsedate_to_datetime(since).timestamp() >= MODIFIED:
+                    self.send_response(304)
+                    self.end_headers()
+                    return
+                server.bodies += 1
                 self.send_response(200)
                 self.send_header("Content-Length", str(len(body)))
                 self.send_header("Last-Modified", email.utils.formatdate(MODIFIED, usegmt=True))
@@ -191,10 +199,10 @@ def test_add_fetches_urls_and_unpacks_local_tars(lab: Lab, host: str, server: Se
         )
         # 0600 for a download (docker's rule), the mtime from Last-Modified.
         assert out == [f"600 0 0 {MODIFIED}", f"640 1000 1000 {MODIFIED}", "fetched over http", "inner"]
-        assert len(server.requests) == 2
-        # A rebuild fetches the unpinned URL again (its content decides); the pinned one not at all.
+        assert len(server.requests) == 2 and server.bodies == 2
+        # A rebuild asks whether the unpinned URL changed (304: no download); the pinned one not at all.
         assert uncached(lab.berth(host, "image", "build", "-t", "added:1", CTX)) == []
-        assert len(server.requests) == 3
+        assert len(server.requests) == 3 and server.bodies == 2
 
         before = store_state(lab, host)
         write(lab, host, f"FROM hdbase\nADD --checksum=sha256:{'0' * 64} {server.url}/files/data.txt /x\n")

@@ -38,7 +38,17 @@ from berth.images import imageconfig as ic
 from berth.images.containerfile import Heredoc, Instruction, expand, parse, parse_marker, words
 from berth.images.digest import chain_ids, sha256_bytes
 from berth.images.extract import ExtractPolicy, extract_layer
-from berth.images.fetch import Fetched, FetchLimits, fetch, file_name, is_url, parse_checksum, redact
+from berth.images.fetch import (
+    Fetched,
+    FetchLimits,
+    Validators,
+    fetch,
+    file_name,
+    is_url,
+    parse_checksum,
+    redact,
+    unchanged,
+)
 from berth.images.ignore import Ignore, load_ignore
 from berth.images.layers import add_entry, dir_to_tar, info_for, pack_layer, tar_writer
 from berth.images.layerview import LayerView
@@ -161,6 +171,7 @@ class _Builder:
         self.stage = 0
         self.plan = BuildPlan({}, [], 0, [])
         self.images: dict[str, ImageRecord] = {}
+        self._fetched: list[Fetched] = []  # the current step's downloads (ADD of URLs)
 
     # -- the step loop ---------------------------------------------------------------------------
     def run(self, build_plan: BuildPlan) -> State:
@@ -259,10 +270,16 @@ class _Builder:
     ) -> State:
         content = ""
         copy_tar: Path | None = None
-        # ADD --checksum: the checksum names the content, so a cached step needs no download.
+        # ADD --checksum: the checksum names the content, so a cached step needs no download; ADD
+        # of URLs the servers say (304) are unchanged: the content of the last build of the step.
         pinned = instr.keyword == "ADD" and "checksum" in instr.flags
+        urls = self._url_sources(state, instr) if instr.keyword == "ADD" and not pinned else None
+        revalidated = self._revalidated(state, instr, urls) if urls else None
+        self._fetched = []
         if pinned:
             content = self._pinned_content(state, instr)
+        elif revalidated is not None:
+            content = revalidated
         elif instr.keyword in ("COPY", "ADD"):
             copy_tar, content = self._copy_tar(state, instr, source, results)
         elif instr.keyword == "RUN":
@@ -277,6 +294,9 @@ class _Builder:
             return cached
         if pinned:
             copy_tar, _ = self._copy_tar(state, instr, source, results)
+        elif revalidated is not None:  # unchanged, but the cached step is gone (pruned): download
+            copy_tar, content = self._copy_tar(state, instr, source, results)
+            key = sha256_bytes(canonical_json([state.key(), instr.text, content, self.epoch]))
         if instr.keyword in ic.METADATA:
             config = ic.apply_metadata(state.config, instr, self._variables(state))
             new = State(state.layers, ic.add_history(config, self.created, instr.text))
@@ -291,8 +311,51 @@ class _Builder:
         else:
             raise instr.error("is not supported in builds")
         self.store.cache_put(key, {"layers": new.layers, "config": new.config})
+        if urls:
+            self._remember_downloads(state, instr, urls, content)
         self._record(instr, cached=False)
         return new
+
+    def _url_sources(self, state: State, instr: Instruction) -> list[str] | None:
+        """The URLs of an ADD whose every source is a URL (the case revalidation can vouch for)."""
+        if "from" in instr.flags:
+            return None
+        sources, _ = self._items(state, instr)
+        if not all(isinstance(s, str) and is_url(s) for s in sources):
+            return None
+        return [s for s in sources if isinstance(s, str)]
+
+    def _url_key(self, state: State, instr: Instruction, urls: list[str]) -> str:
+        """Where the step's last download is remembered: the step without its content, the URLs
+        as expanded (ARGs) with any user info masked (no credential is written, even hashed)."""
+        return sha256_bytes(
+            canonical_json(["add-url", state.key(), instr.text, [redact(u) for u in urls], self.epoch])
+        )
+
+    def _remember_downloads(self, state: State, instr: Instruction, urls: list[str], content: str) -> None:
+        """What revalidates the step next time: each server's ETag and Last-Modified (none: no
+        record, and the next build downloads again)."""
+        if len(self._fetched) != len(urls) or not all(f.validators for f in self._fetched):
+            return
+        seen = [
+            {"url": redact(url), "etag": got.validators.etag, "last_modified": got.validators.last_modified}
+            for url, got in zip(urls, self._fetched, strict=True)
+        ]
+        self.store.cache_put(self._url_key(state, instr, urls), {"content": content, "urls": seen})
+
+    def _revalidated(self, state: State, instr: Instruction, urls: list[str]) -> str | None:
+        """The content hash of the step's last build if every server answers 304 to a GET
+        conditional on what it sent then (ETag, Last-Modified); None: download again."""
+        if self.options.no_cache:
+            return None
+        entry = self.store.cache_get(self._url_key(state, instr, urls))
+        if entry is None or len(entry.get("urls") or []) != len(urls):
+            return None
+        for url, seen in zip(urls, entry["urls"], strict=True):
+            validators = Validators(seen.get("etag"), seen.get("last_modified"))
+            if not unchanged(url, self.options.fetch_limits, validators):
+                return None
+        return str(entry["content"])
 
     def _cached(self, key: str) -> State | None:
         entry = self.store.cache_get(key)
@@ -464,6 +527,7 @@ class _Builder:
                         line=instr.line,
                     )
                 got = self._fetch(instr, src, work / f"url-{n}")
+                self._fetched.append(got)
                 mtime = self.epoch if self.epoch is not None else (got.mtime or 0)
                 matches.append((_Inline(got.path, 0o600, mtime), file_name(src), False))
                 continue

@@ -7,6 +7,10 @@ is the Last-Modified the server sends (as BuildKit does). With a checksum (`--ch
 sha384 and sha512 too) the content is verified before the caller sees it; a mismatch removes the
 download. Credentials written in the URL (`https://user:pass@host/`) are sent as Basic auth and
 never appear in a message: every message names the URL with its user info masked.
+
+`unchanged` revalidates a download the build cache remembers, as BuildKit does: a conditional
+GET with the server's ETag and Last-Modified of that download; 304 Not Modified means the cached
+step holds, and no body is read either way.
 """
 
 from __future__ import annotations
@@ -48,11 +52,23 @@ class FetchLimits:
 
 
 @dataclass(frozen=True)
+class Validators:
+    """What the server said identifies the version it sent: its ETag and Last-Modified headers."""
+
+    etag: str | None = None
+    last_modified: str | None = None
+
+    def __bool__(self) -> bool:
+        return bool(self.etag or self.last_modified)
+
+
+@dataclass(frozen=True)
 class Fetched:
     path: Path
     digest: str | None  # ALGO:HEX of the content, when a checksum was asked for (and matched)
     size: int
     mtime: int | None  # from Last-Modified, if the server sent one
+    validators: Validators = Validators()
 
 
 def is_url(src: str) -> bool:
@@ -98,20 +114,51 @@ class _Redirects(urllib.request.HTTPRedirectHandler):
         return new
 
 
-def fetch(url: str, dest: Path, limits: FetchLimits, checksum: str | None = None) -> Fetched:
-    """Download `url` (http or https) to `dest`; verify `checksum` if given. `dest` exists only on success."""
+def _request(url: str, extra: dict[str, str] | None = None) -> urllib.request.Request:
+    """The GET of `url`, credentials written in it moved to an Authorization header."""
     shown = redact(url)
     parts = urllib.parse.urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise InvalidInput(f"cannot fetch {shown}: only http:// and https:// URLs with a host are supported")
-    expected = parse_checksum(checksum) if checksum else None
-    headers = {"User-Agent": "berth-build", "Accept-Encoding": "identity"}
+    headers = {"User-Agent": "berth-build", "Accept-Encoding": "identity", **(extra or {})}
     if parts.username is not None:
         user = urllib.parse.unquote(parts.username)
         password = urllib.parse.unquote(parts.password or "")
         headers["Authorization"] = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
         parts = parts._replace(netloc=parts.netloc.rpartition("@")[2])
-    request = urllib.request.Request(urllib.parse.urlunsplit(parts), headers=headers)
+    return urllib.request.Request(urllib.parse.urlunsplit(parts), headers=headers)
+
+
+def unchanged(url: str, limits: FetchLimits, validators: Validators) -> bool:
+    """Whether the server answers 304 Not Modified to a GET conditional on `validators`.
+
+    Anything else (200, an error, no answer in time) is False: the caller downloads again, and a
+    real failure is reported by that download. A 200's body is not read.
+    """
+    if not validators:
+        return False
+    extra = {}
+    if validators.etag:
+        extra["If-None-Match"] = validators.etag
+    if validators.last_modified:
+        extra["If-Modified-Since"] = validators.last_modified
+    opener = urllib.request.build_opener(_Redirects())
+    try:
+        response = opener.open(_request(url, extra), timeout=limits.timeout)
+    except urllib.error.HTTPError as exc:
+        exc.close()
+        return exc.code == 304
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
+    response.close()  # 200: changed (or the server ignores validators)
+    return False
+
+
+def fetch(url: str, dest: Path, limits: FetchLimits, checksum: str | None = None) -> Fetched:
+    """Download `url` (http or https) to `dest`; verify `checksum` if given. `dest` exists only on success."""
+    shown = redact(url)
+    request = _request(url)
+    expected = parse_checksum(checksum) if checksum else None
     opener = urllib.request.build_opener(_Redirects())
     start = time.monotonic()
     try:
@@ -134,6 +181,7 @@ def fetch(url: str, dest: Path, limits: FetchLimits, checksum: str | None = None
                 )
             size, got = _download(response, dest, limits, start, shown, expected[0] if expected else None)
             mtime = _last_modified(response.headers.get("Last-Modified"))
+            validators = Validators(response.headers.get("ETag"), response.headers.get("Last-Modified"))
     except BaseException:
         dest.unlink(missing_ok=True)
         raise
@@ -143,7 +191,7 @@ def fetch(url: str, dest: Path, limits: FetchLimits, checksum: str | None = None
             f"{shown} has checksum {expected[0]}:{got}, but --checksum says {expected[0]}:{expected[1]}",
             url=shown,
         )
-    return Fetched(dest, f"{expected[0]}:{got}" if expected else None, size, mtime)
+    return Fetched(dest, f"{expected[0]}:{got}" if expected else None, size, mtime, validators)
 
 
 def _download(

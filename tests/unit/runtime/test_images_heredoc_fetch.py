@@ -111,11 +111,15 @@ class Recorder:
 
 
 class Server:
-    """A loopback HTTP server: path -> (body, Last-Modified epoch or None); counts requests."""
+    """A loopback HTTP server: path -> (body, Last-Modified epoch or None), and an ETag per path
+    if set in `etags`; answers conditional GETs with 304 as a web server does; counts requests
+    (`answers`: path and status of each)."""
 
     def __init__(self) -> None:
         self.files: dict[str, tuple[bytes, int | None]] = {}
+        self.etags: dict[str, str] = {}
         self.requests: list[str] = []
+        self.answers: list[tuple[str, int]] = []
         self.delay = 0.0
         server = self
 
@@ -127,10 +131,23 @@ class Server:
                     self.send_error(404)
                     return
                 body, modified = server.files[self.path]
+                etag = server.etags.get(self.path)
+                since = self.headers.get("If-Modified-Since")
+                if (etag is not None and self.headers.get("If-None-Match") == etag) or (
+                    etag is None and modified is not None and since is not None
+                    and email.utils.parsedate_to_datetime(since).timestamp() >= modified
+                ):  # fmt: skip
+                    server.answers.append((self.path, 304))
+                    self.send_response(304)
+                    self.end_headers()
+                    return
+                server.answers.append((self.path, 200))
                 self.send_response(200)
                 self.send_header("Content-Length", str(len(body)))
                 if modified is not None:
                     self.send_header("Last-Modified", email.utils.formatdate(modified, usegmt=True))
+                if etag is not None:
+                    self.send_header("ETag", etag)
                 self.end_headers()
                 try:
                     self.wfile.write(body)
@@ -310,6 +327,44 @@ def test_add_url_mtime_modes_checksum_and_cache(env: dict[str, Any], server: Ser
     # Reproducible builds take the fixed epoch, not the server's date.
     do_build(env, text.split("ADD --checksum")[0], tags=["url:3"], epoch=1_000)
     assert files_of(store, "url:3")["/fetched/data.txt"][4] == 1_000
+
+
+def test_add_url_is_revalidated_with_the_servers_etag(env: dict[str, Any], server: Server) -> None:
+    """As BuildKit: an unchanged file (304 to the ETag of the last download) is no download and
+    a cached step; a changed one is downloaded again; the cache file holds no credential."""
+    store: ImageStore = env["store"]
+    server.files["/app.bin"] = (b"version 1\n", None)
+    server.etags["/app.bin"] = '"v1"'
+    url = server.url.replace("http://", "http://deploy:hunter2@") + "/app.bin"
+    text = f"FROM base\nADD {url} /app.bin\n"
+    do_build(env, text, tags=["etag:1"])
+    assert server.answers == [("/app.bin", 200)]
+    again = do_build(env, text, tags=["etag:1"])
+    assert again.steps[1]["cached"] and server.answers[1:] == [("/app.bin", 304)]  # no body
+    server.files["/app.bin"] = (b"version 2\n", None)
+    server.etags["/app.bin"] = '"v2"'
+    changed = do_build(env, text, tags=["etag:2"])
+    assert not changed.steps[1]["cached"] and server.answers[2:] == [("/app.bin", 200), ("/app.bin", 200)]
+    assert files_of(store, "etag:2")["/app.bin"][0] == "version 2\n"
+    assert do_build(env, text, tags=["etag:2"]).steps[1]["cached"] and server.answers[-1] == ("/app.bin", 304)
+    leaked = [p for p in store.root.rglob("*") if p.is_file() and b"hunter2" in p.read_bytes()]
+    assert leaked == []
+    # Unchanged, but the cached step is gone: downloaded again (not trusted blindly).
+    with store.locked():
+        for key in store.cache_keys():
+            if "layers" in (store.cache_get(key) or {}):
+                store.remove_cache(key)
+    rebuilt = do_build(env, text, tags=["etag:3"])
+    assert not rebuilt.steps[1]["cached"] and server.answers[-2:] == [("/app.bin", 304), ("/app.bin", 200)]
+    assert files_of(store, "etag:3")["/app.bin"][0] == "version 2\n"
+
+
+def test_add_url_without_validators_is_downloaded_every_time(env: dict[str, Any], server: Server) -> None:
+    server.files["/plain"] = (b"no etag, no date\n", None)
+    text = f"FROM base\nADD {server.url}/plain /plain\n"
+    do_build(env, text, tags=["plain:1"])
+    again = do_build(env, text, tags=["plain:1"])
+    assert again.steps[1]["cached"] and server.answers == [("/plain", 200), ("/plain", 200)]
 
 
 def test_add_url_failures_leave_nothing(env: dict[str, Any], server: Server) -> None:
