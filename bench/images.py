@@ -178,6 +178,14 @@ def markdown(results: dict[str, Any]) -> str:
         f"vs `skopeo copy` to OCI dir | {b['median']:.2f} ({b['min']:.2f}-{b['max']:.2f}) "
         f"| {s['median']:.2f} ({s['min']:.2f}-{s['max']:.2f}) | {p['speed_ratio']:.2f} |"
     )
+    rows += [
+        "",
+        "Berth's pull writes the compressed blob (kept for push, export and verify) and the unpacked "
+        "layer, each durably (fsync, syncfs): twice the bytes skopeo's copy writes. Where the disk "
+        "is the bound, so is the ratio: on the machine of 2026-12-08, 64 MiB writes slowed from "
+        "16 ms to 230 ms once about 200 MB were dirty, and the pull measured 0.69x (0.92x on the "
+        "machine before).",
+    ]
     return "\n".join(rows)
 
 
