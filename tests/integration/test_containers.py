@@ -606,6 +606,39 @@ def test_named_volumes_outlive_containers_and_go_only_when_unused(box: Box) -> N
     assert missing["error"]["kind"] == "not-found"
 
 
+def test_a_fresh_named_volume_starts_with_the_images_files(box: Box) -> None:
+    """Copy-up, as podman's and docker's: the first mount of a new volume gets what the image has
+    there (owners, modes, links, the directory's own owner and mode); later mounts copy nothing."""
+    tree = "/var/lib/berth/copyup-rootfs"
+    conf = f"{tree}/srv/conf"
+    setup = (
+        f"rm -rf {tree} && cp -a {ROOTFS} {tree} && mkdir -p {conf}/sub && echo a > {conf}/a.conf && "
+        f"ln -s a.conf {conf}/link && echo b > {conf}/sub/b && chown -R 1000:2000 {conf} && chmod 750 {conf}"
+    )
+    box.sh("sh", "-c", setup)
+
+    def run(volume: str, script: str) -> list[str]:
+        argv = ["berth", "run", "--rm", "--rootfs", tree, "-v", volume, "sh", "-c", script]
+        return box.lab.run(box.host, argv).stdout.split("\n")[:-1]
+
+    try:
+        stats = "stat -c '%n %u:%g %a' /srv/conf /srv/conf/a.conf /srv/conf/sub/b"
+        first = run("itcopy:/srv/conf", f"{stats}; readlink /srv/conf/link; echo mine > /srv/conf/new")
+        assert first == [
+            "/srv/conf 1000:2000 750",
+            "/srv/conf/a.conf 1000:2000 644",
+            "/srv/conf/sub/b 1000:2000 644",
+            "a.conf",
+        ]
+        box.sh("sh", "-c", f"echo changed > {conf}/a.conf")  # the image changes: the volume does not
+        assert run("itcopy:/srv/conf", "ls /srv/conf; cat /srv/conf/a.conf") == [
+            "a.conf", "link", "new", "sub", "a"
+        ]  # fmt: skip
+        assert run("itempty:/nothing", "ls -A /nothing") == []
+    finally:
+        box.sh("sh", "-c", f"berth volume rm itcopy itempty >/dev/null 2>&1; rm -rf {tree}")
+
+
 def test_the_default_seccomp_filter_refuses_what_podmans_does(box: Box) -> None:
     # Creating a user namespace needs no capability: only the filter refuses it.
     script = "grep -c '^Seccomp:.2' /proc/self/status; unshare -U true 2>/dev/null; echo $?"

@@ -418,8 +418,9 @@ class Containers:
                 binds = tuple(m.source or "" for m in spec.mounts if m.idmap)
                 userns.probe(source.layers, str(paths.upper), str(paths.work), ids, binds)
             for m in spec.mounts:
-                if m.type == "volume":
+                if m.type == "volume":  # made if missing; a fresh one gets the image's files
                     volumes.ensure(m.source or "")
+                    volumes.copy_up(m.source or "", source.layers, m.target)
             lifecycle.advance(record, lifecycle.CREATED)
             records.put(record)
         except BaseException:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import stat
 import tempfile
 import time
 from collections.abc import Callable
@@ -101,7 +102,8 @@ def ensure(name: str) -> bool:
     try:
         staging.chmod(0o755)
         (staging / "data").mkdir(mode=0o755)
-        atomic_write_json(staging / METADATA, {"name": name, "created_at": _now()})
+        # fresh: no container has mounted it yet (the first one copies the image's files up)
+        atomic_write_json(staging / METADATA, {"name": name, "created_at": _now(), "fresh": True})
         try:
             staging.rename(root() / name)
         except OSError:  # made meanwhile (or a leftover without data: removed by the next prune)
@@ -109,6 +111,59 @@ def ensure(name: str) -> bool:
         return True
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def copy_up(name: str, layers: list[str], target: str) -> bool:
+    """Fill volume `name`, on its first mount, with what the image has at `target`, as podman's
+    and docker's named volumes start: owners, modes, links and xattrs as in the image.
+
+    Only a fresh volume (never mounted, still empty) is filled, once. The image's files are
+    written as a tar from the merged view of `layers` (top first), whiteouts applied, and
+    unpacked by the layer extractor into a directory beside the volume's, renamed into place:
+    a failure leaves the volume empty and fresh. True if anything was copied.
+    """
+    meta_path, data = root() / name / METADATA, path_of(name)
+    try:
+        meta = read_json(meta_path)
+    except (OSError, ValueError):
+        return False  # made by an older runtime: never fresh
+    if not meta.get("fresh"):
+        return False
+    copied = False
+    if not any(data.iterdir()):
+        copied = _copy_image_dir(layers, target, data)
+    atomic_write_json(meta_path, {**meta, "fresh": False})
+    return copied
+
+
+def _copy_image_dir(layers: list[str], target: str, data: Path) -> bool:
+    from berth.images.extract import ExtractPolicy, extract_layer
+    from berth.images.layers import tar_writer
+    from berth.images.stagefs import StageTree
+
+    tree = StageTree([Path(layer) for layer in reversed(layers)])
+    path = tree.resolve(target)
+    if path == "/" or not tree.is_dir(path) or not tree.listdir(path):
+        return False
+    staging = data.with_name("data.copy-up")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(mode=0o755)
+    try:
+        with tempfile.TemporaryFile(dir=data.parent) as fh:
+            with tar_writer(fh) as tf:
+                tree.add_tree(tf, path, "", None, None, None, set(), {})
+            fh.seek(0)
+            extract_layer(fh, staging, ExtractPolicy(whiteouts=False))
+        top = tree.lstat_path(path)  # the volume's root takes the image directory's owner and mode
+        if top is not None:
+            os.chown(staging, top.st_uid, top.st_gid)
+            staging.chmod(stat.S_IMODE(top.st_mode))
+        data.rmdir()  # empty (checked by the caller, under the containers lock)
+        staging.rename(data)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return True
 
 
 # -- plans ----------------------------------------------------------------------------------------

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 
 import pytest
@@ -79,3 +81,24 @@ def test_rm_refuses_what_is_used_or_missing_and_prune_keeps_it(data: Path) -> No
     assert [a.target for a in volumes.apply(pruned)] == ["free", ".gone-y-12", ".new-x-abc"]
     assert volumes.names() == ["kept", "used"]
     assert sorted(p.name for p in (data / "volumes").iterdir()) == ["kept", "used"]
+
+
+def test_copy_up_takes_the_merged_view_once(data: Path, tmp_path: Path) -> None:
+    """The image's files at the mount point, whiteouts of upper layers applied; only a fresh,
+    empty volume is filled, and only once."""
+    bottom, top = tmp_path / "l0", tmp_path / "l1"
+    (bottom / "srv").mkdir(parents=True)
+    (bottom / "srv" / "kept").write_text("kept\n")
+    (bottom / "srv" / "gone").write_text("gone\n")
+    (top / "srv").mkdir(parents=True)
+    os.mknod(top / "srv" / "gone", stat.S_IFCHR | 0o600, os.makedev(0, 0))  # an overlay whiteout
+    (top / "srv" / "new").write_text("new\n")
+    layers = [str(top), str(bottom)]  # top first, as a container's layers are
+    assert volumes.ensure("v")
+    assert volumes.copy_up("v", layers, "/srv") is True
+    assert sorted(p.name for p in volumes.path_of("v").iterdir()) == ["kept", "new"]
+    (volumes.path_of("v") / "kept").unlink()
+    assert volumes.copy_up("v", layers, "/srv") is False  # not fresh any more
+    assert sorted(p.name for p in volumes.path_of("v").iterdir()) == ["new"]
+    assert volumes.ensure("w") and volumes.copy_up("w", layers, "/nowhere") is False
+    assert list(volumes.path_of("w").iterdir()) == []
