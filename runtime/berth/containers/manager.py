@@ -13,7 +13,7 @@ import contextlib
 import os
 import shutil
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -29,7 +29,7 @@ from berth.containers.plan import plan, plan_create, plan_remove, plan_stop
 from berth.containers.spec import ContainerSpec, parse_resources
 from berth.errors import BerthError, Conflict, JobFailed, NotFound, StartFailed
 from berth.host import boot_identity
-from berth.network.containers import attach_container, detach_container, park_container
+from berth.network.containers import attach_container, detach_container, park_container, stopping_marker
 from berth.plan import Action, Handler
 from berth.state.atomic import atomic_write_json
 from berth.systemd.properties import to_dbus
@@ -47,6 +47,23 @@ class Outcome:
     applied: list[Action]
     warnings: list[str] = field(default_factory=list)
     before: Observed | None = None
+
+
+@contextlib.contextmanager
+def stopping(name: str) -> Iterator[None]:
+    """While this command stops container `name` and parks or detaches it itself, its PID in the
+    marker tells the unit's ExecStopPost (network/unless_berth.sh) not to start the network hook:
+    one Python start less per stop. Gone afterwards; a marker whose process died counts as none."""
+    marker = stopping_marker(name)
+    try:
+        marker.write_text(f"{os.getpid()}\n")
+    except FileNotFoundError:  # no run dir (not started in this boot): nothing for the hook to do
+        yield
+        return
+    try:
+        yield
+    finally:
+        marker.unlink(missing_ok=True)
 
 
 def unmounted_image_volumes(spec: ContainerSpec, image_config: dict[str, Any]) -> list[str]:
@@ -310,18 +327,19 @@ class Containers:
 
         def stop(action: Action) -> None:
             timeout = action.detail.get("timeout")
-            try:
-                if timeout is None:  # systemd's own: KillSignal, SIGKILL after TimeoutStopSec
-                    self.systemd.stop(unit)
+            with stopping(name):  # the unit's ExecStopPost leaves the network to us
+                try:
+                    if timeout is None:  # systemd's own: KillSignal, SIGKILL after TimeoutStopSec
+                        self.systemd.stop(unit)
+                    else:
+                        self.systemd.stop_within(unit, float(timeout))
+                except NotFound:
+                    pass
+                self._reset_failed(unit)
+                if action.detail.get("keep_network"):
+                    park_container(name)  # kept for a rollback: same address, no port rules
                 else:
-                    self.systemd.stop_within(unit, float(timeout))
-            except NotFound:
-                pass
-            self._reset_failed(unit)
-            if action.detail.get("keep_network"):
-                park_container(name)  # ExecStopPost parked it already (restart: always), else now
-            else:
-                detach_container(name)  # ExecStopPost did it already, unless it could not run
+                    detach_container(name)
             record = records.get(name)
             if record is not None:
                 lifecycle.advance(record, lifecycle.EXITED)
@@ -352,11 +370,12 @@ class Containers:
             if record is not None:
                 lifecycle.advance(record, lifecycle.REMOVING)
                 records.put(record)
-            if live_state(self.systemd, unit).running:
-                self.systemd.kill(unit, 9)
-                self.systemd.stop(unit)
-            self._reset_failed(unit)
-            detach_container(name)
+            with stopping(name):  # the unit's ExecStopPost leaves the network to us
+                if live_state(self.systemd, unit).running:
+                    self.systemd.kill(unit, 9)
+                    self.systemd.stop(unit)
+                self._reset_failed(unit)
+                detach_container(name)
             shutil.rmtree(paths.run, ignore_errors=True)
             shutil.rmtree(paths.data)
             image_source.release(name)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -76,27 +77,37 @@ def network_hooks(spec: ContainerSpec) -> dict[str, list[list[str]]]:
     namespace, veth, address and published ports (its own and those a deployment switched to
     it) stay reserved, and ExecStartPre brings the rules back, so the restarted process has the
     same address and every port it had. `berth stop` and `berth rm` detach for good.
+
+    Each hook is behind a shell check that starts Python only when needed: ExecStartPre when the
+    container is not attached in this boot already (attached.sh), ExecStopPost when no berth
+    command that stops the unit will park or detach it itself (unless_berth.sh, `stopping_marker`).
     """
     if spec.network != "bridge":
         return {}
     import sys
 
     hook = [sys.executable, "-m", "berth.network.hook"]
+    here = Path(__file__).parent
+    unless_berth = ["/bin/sh", str(here / "unless_berth.sh"), str(stopping_marker(spec.name))]
     if spec.restart == "no":  # `berth start` attached already: no ExecStartPre needed
-        return {"ExecStopPost": [[*hook, "detach", spec.name]]}
+        return {"ExecStopPost": [[*unless_berth, *hook, "detach", spec.name]]}
     policy = spec.restart.partition(":")[0]
-    from pathlib import Path
-
     from berth.network import state
 
-    # Python (the full hook) only when the fast test in shell finds it is not attached already.
-    script = Path(__file__).with_name("attached.sh")
     record, netns = state.attachments().path(spec.name), state.netns_path(spec.name)
-    check = ["/bin/sh", str(script), str(record), str(netns)]
+    attached = ["/bin/sh", str(here / "attached.sh"), str(record), str(netns)]
     return {
-        "ExecStartPre": [[*check, *hook, "attach", spec.name]],
-        "ExecStopPost": [[*hook, "stopped", spec.name, policy]],
+        "ExecStartPre": [[*attached, *hook, "attach", spec.name]],
+        "ExecStopPost": [[*unless_berth, *hook, "stopped", spec.name, policy]],
     }
+
+
+def stopping_marker(name: str) -> Path:
+    """Where a berth command stopping container `name` puts its PID while it does (the unit's
+    ExecStopPost then leaves parking or detaching to it)."""
+    from berth.containers.paths import ContainerPaths
+
+    return ContainerPaths.of(name).run / "stopping"
 
 
 def restart_follows(policy: str, service_result: str) -> bool:

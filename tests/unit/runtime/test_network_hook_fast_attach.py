@@ -3,6 +3,7 @@ skips the full attach (which would import pyroute2 and the container spec)."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -114,3 +115,26 @@ def test_the_shell_check_of_execstartpre_agrees_with_the_python_one(
         ["unshare", "-m", "sh", "-c", bind + check], capture_output=True, text=True, check=True
     )
     assert out.stdout == ("" if shortcut else "full-hook\n"), out
+
+
+UNLESS_BERTH = SCRIPT.with_name("unless_berth.sh")
+
+
+def test_execstoppost_leaves_the_network_to_a_live_berth_command(tmp_path: Path) -> None:
+    """unless_berth.sh skips the hook only while the berth command named in the marker lives."""
+    import subprocess
+
+    marker = tmp_path / "stopping"
+
+    def hook_ran() -> bool:
+        out = subprocess.run(
+            ["sh", str(UNLESS_BERTH), str(marker), "echo", "hook"], capture_output=True, text=True
+        )
+        return out.stdout == "hook\n"
+
+    assert hook_ran()  # no marker: a crash, or systemd stopping the unit on its own
+    marker.write_text(f"{os.getpid()}\n")
+    assert not hook_ran()  # this process stands for the berth command doing the stop
+    gone = subprocess.run(["sh", "-c", "echo $$"], capture_output=True, text=True, check=True).stdout
+    marker.write_text(gone)
+    assert hook_ran()  # a command killed midway left its marker: the hook runs
