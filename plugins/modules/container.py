@@ -154,6 +154,13 @@ options:
             6.3+, ...); one that cannot (overlayfs, NFS) is refused when the container is created.
         type: bool
         default: false
+      nocopy:
+        description:
+          - For V(volume), do not fill a new volume with the image's files at O(mounts[].target)
+            (podman's C(nocopy)). By default the first container that mounts a new, empty volume
+            copies them up, once.
+        type: bool
+        default: false
   secrets:
     description:
       - Files on the host handed to the container as systemd credentials, read-only at
@@ -563,6 +570,7 @@ ARGUMENT_SPEC = {
             "size": {"type": "str"},
             "mode": {"type": "raw"},
             "idmap": {"type": "bool", "default": False},
+            "nocopy": {"type": "bool", "default": False},
         },
     },
     # Paths of files on the host, not secret values: their content never passes through Ansible.
@@ -608,7 +616,7 @@ def mount_entries(mounts):
                 f"{type(mode).__name__} {mode!r} (YAML reads an unquoted 0755 as a number)",
                 details={"option": "mounts", "index": index},
             )
-        for flag in ("read_only", "idmap"):
+        for flag in ("read_only", "idmap", "nocopy"):
             if not mount.get(flag):
                 mount.pop(flag, None)  # false is the runtime's default: one spelling, one hash
         entries.append(mount)

@@ -635,8 +635,11 @@ def test_a_fresh_named_volume_starts_with_the_images_files(box: Box) -> None:
             "a.conf", "link", "new", "sub", "a"
         ]  # fmt: skip
         assert run("itempty:/nothing", "ls -A /nothing") == []
+        # nocopy (podman's): nothing copied, and the volume stays fresh for a later mount
+        assert run("itnocopy:/srv/conf:nocopy", "ls -A /srv/conf") == []
+        assert run("itnocopy:/srv/conf", "ls /srv/conf") == ["a.conf", "link", "sub"]
     finally:
-        box.sh("sh", "-c", f"berth volume rm itcopy itempty >/dev/null 2>&1; rm -rf {tree}")
+        box.sh("sh", "-c", f"berth volume rm itcopy itempty itnocopy >/dev/null 2>&1; rm -rf {tree}")
 
 
 def test_the_default_seccomp_filter_refuses_what_podmans_does(box: Box) -> None:

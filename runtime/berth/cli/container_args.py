@@ -25,9 +25,10 @@ def add_spec_flags(p: argparse.ArgumentParser) -> None:
         "--volume",
         action="append",
         default=[],
-        metavar="SRC:DST[:ro][,idmap]",
+        metavar="SRC:DST[:ro][,idmap][,nocopy]",
         help="bind mount a host path (absolute SRC) or a named volume; idmap: the host's ids 0.. are "
-        "the container's 0.. on this bind mount (with --userns)",
+        "the container's 0.. on this bind mount (with --userns); nocopy: a new volume does not get "
+        "the image's files",
     )
     p.add_argument("--tmpfs", action="append", default=[], metavar="DST[:size=N]")
     p.add_argument(
@@ -185,16 +186,18 @@ def spec_from_args(args: argparse.Namespace) -> dict[str, Any]:
     for vol in args.volume:
         parts = vol.split(":")
         options = set(parts[2].split(",")) if len(parts) == 3 else set()
-        if len(parts) not in (2, 3) or not options <= {"ro", "rw", "idmap"} or {"ro", "rw"} <= options:
-            raise InvalidInput(f"--volume {vol!r}: expected SRC:DST[:OPTIONS] (ro or rw, and idmap)")
+        known = {"ro", "rw", "idmap", "nocopy"}
+        if len(parts) not in (2, 3) or not options <= known or {"ro", "rw"} <= options:
+            raise InvalidInput(f"--volume {vol!r}: expected SRC:DST[:OPTIONS] (ro or rw, idmap, nocopy)")
         mount: dict[str, Any] = {
             "type": "bind" if parts[0].startswith("/") else "volume",
             "source": parts[0],
             "target": parts[1],
             "read_only": "ro" in options,
         }
-        if "idmap" in options:
-            mount["idmap"] = True
+        for flag in ("idmap", "nocopy"):
+            if flag in options:
+                mount[flag] = True
         mounts.append(mount)
     for tmp in args.tmpfs:
         target, _, opts = tmp.partition(":")

@@ -439,7 +439,8 @@ class Containers:
             for m in spec.mounts:
                 if m.type == "volume":  # made if missing; a fresh one gets the image's files
                     volumes.ensure(m.source or "")
-                    volumes.copy_up(m.source or "", source.layers, m.target)
+                    if not m.nocopy:  # nocopy: left fresh, a later mount without it copies
+                        volumes.copy_up(m.source or "", source.layers, m.target)
             lifecycle.advance(record, lifecycle.CREATED)
             records.put(record)
         except BaseException:

@@ -42,6 +42,7 @@ CONTAINER_SPEC_SCHEMA: dict[str, Any] = {
                     "size": _SIZE,
                     "mode": {"type": "string", "pattern": "^[0-7]{3,4}$"},
                     "idmap": {"type": "boolean"},
+                    "nocopy": {"type": "boolean"},
                 },
             },
         },

@@ -52,6 +52,7 @@ class Mount:
     size: int | None = None
     mode: str | None = None
     idmap: bool = False  # a bind mount shown through the container's user namespace (podman's :idmap)
+    nocopy: bool = False  # a volume: no copy-up of the image's files at its first mount
 
     def to_json(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if v is not None and v is not False}
@@ -237,10 +238,13 @@ def _mounts(items: list[dict[str, Any]]) -> tuple[Mount, ...]:
         size = parse_size(m["size"], f"{what}.size") if m.get("size") is not None else None
         if size == "infinity":
             size = None
-        idmap = bool(m.get("idmap"))
+        idmap, nocopy = bool(m.get("idmap")), bool(m.get("nocopy"))
         if idmap and m["type"] != "bind":
             raise InvalidInput(f"{what}.idmap: only bind mounts take it (named volumes are always idmapped)")
-        mounts.append(Mount(m["type"], target, source, bool(m.get("read_only")), size, m.get("mode"), idmap))  # type: ignore[arg-type]
+        if nocopy and m["type"] != "volume":
+            raise InvalidInput(f"{what}.nocopy: only named volumes take it (the others get no copy-up)")
+        read_only = bool(m.get("read_only"))
+        mounts.append(Mount(m["type"], target, source, read_only, size, m.get("mode"), idmap, nocopy))  # type: ignore[arg-type]
     return tuple(sorted(mounts, key=lambda m: m.target))
 
 

@@ -101,6 +101,7 @@ def test_an_idmap_bind_mount_round_trips_and_a_plain_one_keeps_its_hash() -> Non
          "only bind mounts take it"),
         ({"userns": "auto", "mounts": [{"type": "tmpfs", "target": "/t", "idmap": True}]},
          "only bind mounts take it"),
+        ({"mounts": [_bind(nocopy=True)]}, "only named volumes take it"),
     ],
 )  # fmt: skip
 def test_idmap_where_it_means_nothing_is_refused(doc: dict[str, Any], words: str) -> None:
