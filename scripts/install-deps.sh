@@ -9,7 +9,7 @@ PACKAGES=(
     systemd dbus iproute2 nftables util-linux procps kmod
     openssh-server openssh-client
     python3 python3-venv python3-dev gcc
-    busybox-static docker-registry skopeo jq
+    busybox-static docker-registry skopeo jq git
     shellcheck
 )
 if [ "${1:-}" = vm ]; then

@@ -49,6 +49,9 @@ from berth.images.fetch import (
     redact,
     unchanged,
 )
+from berth.images.gitsource import GitSource, parse_git
+from berth.images.gitsource import checkout as checkout_git
+from berth.images.gitsource import resolve as resolve_git
 from berth.images.ignore import Ignore, load_ignore
 from berth.images.layers import add_entry, dir_to_tar, info_for, pack_layer, tar_writer
 from berth.images.layerview import LayerView
@@ -172,6 +175,7 @@ class _Builder:
         self.plan = BuildPlan({}, [], 0, [])
         self.images: dict[str, ImageRecord] = {}
         self._fetched: list[Fetched] = []  # the current step's downloads (ADD of URLs)
+        self._git_commits: dict[str, str] = {}  # the current step's repository -> resolved commit
 
     # -- the step loop ---------------------------------------------------------------------------
     def run(self, build_plan: BuildPlan) -> State:
@@ -273,10 +277,16 @@ class _Builder:
         # ADD --checksum: the checksum names the content, so a cached step needs no download; ADD
         # of URLs the servers say (304) are unchanged: the content of the last build of the step.
         pinned = instr.keyword == "ADD" and "checksum" in instr.flags
+        self._git_commits = {}
+        git = self._git_source(state, instr) if instr.keyword == "ADD" else None
+        if git is not None:  # the commit names the content: a cached step clones nothing
+            pinned = True
         urls = self._url_sources(state, instr) if instr.keyword == "ADD" and not pinned else None
         revalidated = self._revalidated(state, instr, urls) if urls else None
         self._fetched = []
-        if pinned:
+        if git is not None:
+            content = self._git_content(instr, git)
+        elif pinned:
             content = self._pinned_content(state, instr)
         elif revalidated is not None:
             content = revalidated
@@ -315,6 +325,30 @@ class _Builder:
             self._remember_downloads(state, instr, urls, content)
         self._record(instr, cached=False)
         return new
+
+    def _git_source(self, state: State, instr: Instruction) -> GitSource | None:
+        """The repository of an ADD of a git repository (its only source), else None."""
+        sources, _ = self._items(state, instr)
+        try:
+            found = [(s, parse_git(s)) for s in sources if isinstance(s, str)]
+        except InvalidInput as exc:
+            raise instr.error(exc.message) from None
+        gits = [g for _, g in found if g is not None]
+        if not gits:
+            return None
+        if len(sources) != 1 or "from" in instr.flags or "checksum" in instr.flags:
+            raise instr.error("a git repository must be the only source, without --from or --checksum")
+        return gits[0]
+
+    def _git_content(self, instr: Instruction, git: GitSource) -> str:
+        """The step's content hash from the repository and the commit its ref names now."""
+        try:
+            commit = resolve_git(git, self.options.fetch_limits.timeout)
+        except BerthError as exc:
+            raise type(exc)(f"{instr.source}:{instr.line}: ADD: {exc.message}", **exc.details) from None
+        self._git_commits[git.url] = commit
+        keep = instr.flags.get("keep-git-dir", "false") == "true"
+        return sha256_bytes(canonical_json(["git", redact(git.url), commit, git.subdir, keep]))
 
     def _url_sources(self, state: State, instr: Instruction) -> list[str] | None:
         """The URLs of an ADD whose every source is a URL (the case revalidation can vouch for)."""
@@ -515,6 +549,18 @@ class _Builder:
                 mtime = self.epoch if self.epoch is not None else 0
                 matches.append((_Inline(path, 0o644, mtime), src.name, False))
                 continue
+            git = parse_git(src) if instr.keyword == "ADD" and tree is None else None
+            if git is not None:
+                keep = instr.flags.get("keep-git-dir", "false") == "true"
+                limits = self.options.fetch_limits
+                try:
+                    commit = self._git_commits.get(git.url) or resolve_git(git, limits.timeout)
+                    checked_out = checkout_git(git, commit, work / "git", limits.deadline, keep)
+                except BerthError as exc:
+                    where = f"{instr.source}:{instr.line}: ADD"
+                    raise type(exc)(f"{where}: {exc.message}", **exc.details) from None
+                matches.append((checked_out, checked_out.name, True))
+                continue
             if is_url(src):
                 if instr.keyword != "ADD" or tree is not None:
                     raise instr.error(
@@ -690,8 +736,10 @@ class _Builder:
         st = os.lstat(src)
         arc = target.lstrip("/")
         is_dir = stat.S_ISDIR(st.st_mode)
-        rel = src.relative_to(self.context).as_posix() if src != self.context else "."
-        if not top and self.ignore.excluded(rel):
+        # The ignore file filters the context; a tree from elsewhere (a git checkout) is whole.
+        in_context = src.is_relative_to(self.context)
+        rel = src.relative_to(self.context).as_posix() if in_context and src != self.context else "."
+        if not top and in_context and self.ignore.excluded(rel):
             return
         if arc and not (top and is_dir):
             info = info_for(src, arc, st, self.epoch)

@@ -25,7 +25,7 @@ INSTRUCTIONS: dict[str, frozenset[str]] = {
     "FROM": frozenset({"platform"}),
     "RUN": frozenset({"network", "mount", "security"}),
     "COPY": frozenset({"chown", "chmod", "from", "link"}),
-    "ADD": frozenset({"chown", "chmod", "link", "checksum"}),
+    "ADD": frozenset({"chown", "chmod", "link", "checksum", "keep-git-dir"}),
     "ENV": frozenset(),
     "ARG": frozenset(),
     "WORKDIR": frozenset(),

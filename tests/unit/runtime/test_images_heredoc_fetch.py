@@ -8,7 +8,6 @@ import email.utils
 import hashlib
 import http.server
 import io
-import os
 import stat
 import tarfile
 import threading
@@ -20,12 +19,10 @@ from typing import Any
 import pytest
 
 from berth.errors import IntegrityError, InvalidInput, Timeout
-from berth.images import build as build_mod
 from berth.images import gc
 from berth.images.build import BuildOptions, BuildOutcome, build
 from berth.images.containerfile import parse
 from berth.images.fetch import FetchFailed, FetchLimits, redact
-from berth.images.rootfs import import_rootfs
 from berth.images.stagefs import StageTree
 from berth.images.store import ImageRecord, ImageStore
 
@@ -91,25 +88,6 @@ def test_heredoc_errors_name_the_line(tmp_path: Path, text: str, message: str, e
 
 
 # -- whole builds --------------------------------------------------------------------------------
-class Recorder:
-    """Stands in for a RUN container: records argv and binds; writes /ran (the argv) to the layer."""
-
-    def __init__(self) -> None:
-        self.calls: list[tuple[list[str], list[tuple[str, str]], dict[str, str]]] = []
-        self.scripts: dict[str, tuple[str, int]] = {}
-
-    def __call__(
-        self, layers: list[Path], upper: Path, command: list[str], env: dict[str, str], *rest: Any
-    ) -> None:
-        mounts = list(rest[3]) if len(rest) > 3 else []
-        self.calls.append((command, mounts, env))
-        for src, dst in mounts:
-            for name in os.listdir(src):
-                st = os.stat(Path(src) / name)
-                self.scripts[f"{dst}/{name}"] = ((Path(src) / name).read_text(), stat.S_IMODE(st.st_mode))
-        (upper / "ran").write_text("\0".join(command))
-
-
 class Server:
     """A loopback HTTP server: path -> (body, Last-Modified epoch or None), and an ETag per path
     if set in `etags`; answers conditional GETs with 304 as a web server does; counts requests
@@ -175,23 +153,6 @@ def server() -> Iterator[Server]:
         yield s
     finally:
         s.close()
-
-
-@pytest.fixture
-def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
-    monkeypatch.setattr(build_mod, "reap_orphaned_steps", lambda: ([], []))
-    store = ImageStore(tmp_path / "store")
-    base = tmp_path / "base.tar"
-    with tarfile.open(base, "w") as tf:
-        for name, data in (("etc/passwd", b"root:x:0:0::/:/bin/sh\napp:x:1000:1000::/:/bin/sh\n"),
-                           ("etc/group", b"root:x:0:\napp:x:1000:\n")):  # fmt: skip
-            info = tarfile.TarInfo(name)
-            info.size, info.mtime = len(data), 1_700_000_000
-            tf.addfile(info, io.BytesIO(data))
-    import_rootfs(store, base, ["base"], [])
-    ctx = tmp_path / "ctx"
-    ctx.mkdir()
-    return {"store": store, "ctx": ctx, "run": Recorder()}
 
 
 def do_build(env: dict[str, Any], text: str, **kw: Any) -> BuildOutcome:
