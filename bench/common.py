@@ -66,3 +66,18 @@ def pyplot() -> Any | None:
         print("bench: matplotlib is not installed: no charts", file=sys.stderr)
         return None
     return plt
+
+
+def proc_kib(pid: int, name: str, *keys: str) -> list[int]:
+    """Bytes from `Key: N kB` lines of /proc/PID/`name` (status, smaps_rollup), one per key;
+    0 for a key not there or a process gone."""
+    found = dict.fromkeys(keys, 0)
+    try:
+        with open(f"/proc/{pid}/{name}") as fh:
+            for line in fh:
+                key = line.split(":", 1)[0]
+                if key in found:
+                    found[key] = int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return [found[k] for k in keys]

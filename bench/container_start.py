@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from common import BERTH, REPO, VENV, berth_json, pyplot, summary
+from common import BERTH, REPO, VENV, berth_json, proc_kib, pyplot, summary
 
 LAB = "bench"
 ROOTFS = "/var/lib/berth/bench-rootfs"
@@ -345,28 +345,12 @@ def _procs() -> list[tuple[int, str, list[str]]]:
 
 def _anon(pid: int) -> int:
     """A process's private memory: its anonymous RSS (file pages such as busybox's are shared)."""
-    try:
-        with open(f"/proc/{pid}/status") as fh:
-            for line in fh:
-                if line.startswith("RssAnon:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 0
+    return proc_kib(pid, "status", "RssAnon")[0]
 
 
 def _rss_pss(pid: int) -> tuple[int, int]:
     """RSS and PSS of a process in bytes (smaps_rollup)."""
-    rss = pss = 0
-    try:
-        with open(f"/proc/{pid}/smaps_rollup") as fh:
-            for line in fh:
-                if line.startswith("Rss:"):
-                    rss = int(line.split()[1]) * 1024
-                elif line.startswith("Pss:"):
-                    pss = int(line.split()[1]) * 1024
-    except OSError:
-        pass
+    rss, pss = proc_kib(pid, "smaps_rollup", "Rss", "Pss")
     return rss, pss
 
 

@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from common import BERTH, pyplot, summary
+from common import BERTH, proc_kib, pyplot, summary
 
 LAB = "benchmem"
 
@@ -184,14 +184,7 @@ def _cmdline(pid: int) -> list[str]:
 
 
 def _pss(pid: int) -> int:
-    try:
-        with open(f"/proc/{pid}/smaps_rollup") as fh:
-            for line in fh:
-                if line.startswith("Pss:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 0
+    return proc_kib(pid, "smaps_rollup", "Pss")[0]
 
 
 def host_processes() -> dict[int, tuple[str, int]]:
