@@ -187,7 +187,11 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     rec: Recorder = config.berth_reliability  # type: ignore[attr-defined]
     if not (rec.inputs_by_kind or rec.faults_by_kind or rec.guarded):
         return  # nothing of this suite ran (a unit subset, say): leave the document alone
-    text = rec.summary(terminalreporter._numcollected)
+    # The tests of the run: the collection count, which the pytest-xdist controller (which
+    # collects nothing itself) lacks; there, the outcomes its workers reported.
+    outcomes = ("passed", "failed", "skipped", "xfailed", "xpassed", "error")
+    reported = sum(len(terminalreporter.stats.get(kind, [])) for kind in outcomes)
+    text = rec.summary(terminalreporter._numcollected or reported)
     terminalreporter.write_sep("=", "reliability summary")
     terminalreporter.write(text.split("\n", 5)[5])  # without the heading and the preamble
     # The document is the suite's: a run without any guarded test (a unit subset) only prints.
