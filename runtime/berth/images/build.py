@@ -20,6 +20,7 @@ container, so every build first removes those of builds that are gone
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import hashlib
 import os
@@ -28,7 +29,7 @@ import re
 import shutil
 import stat
 import tarfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -342,10 +343,8 @@ class _Builder:
 
     def _git_content(self, instr: Instruction, git: GitSource) -> str:
         """The step's content hash from the repository and the commit its ref names now."""
-        try:
+        with _on_line(instr):
             commit = resolve_git(git, self.options.fetch_limits.timeout)
-        except BerthError as exc:
-            raise type(exc)(f"{instr.source}:{instr.line}: ADD: {exc.message}", **exc.details) from None
         self._git_commits[git.url] = commit
         keep = instr.flags.get("keep-git-dir", "false") == "true"
         return sha256_bytes(canonical_json(["git", redact(git.url), commit, git.subdir, keep]))
@@ -553,12 +552,9 @@ class _Builder:
             if git is not None:
                 keep = instr.flags.get("keep-git-dir", "false") == "true"
                 limits = self.options.fetch_limits
-                try:
+                with _on_line(instr):
                     commit = self._git_commits.get(git.url) or resolve_git(git, limits.timeout)
                     checked_out = checkout_git(git, commit, work / "git", limits.deadline, keep)
-                except BerthError as exc:
-                    where = f"{instr.source}:{instr.line}: ADD"
-                    raise type(exc)(f"{where}: {exc.message}", **exc.details) from None
                 matches.append((checked_out, checked_out.name, True))
                 continue
             if is_url(src):
@@ -643,10 +639,8 @@ class _Builder:
 
     def _fetch(self, instr: Instruction, url: str, dest: Path) -> Fetched:
         """Download for ADD; every failure names the Containerfile line."""
-        try:
+        with _on_line(instr):
             return fetch(url, dest, self.options.fetch_limits, instr.flags.get("checksum"))
-        except BerthError as exc:
-            raise type(exc)(f"{instr.source}:{instr.line}: ADD: {exc.message}", **exc.details) from None
 
     def _source_tree(
         self, instr: Instruction, source: Source, results: dict[int, State]
@@ -797,6 +791,16 @@ def _add_inline(
 
 
 _USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/@\s]*@")
+
+
+@contextlib.contextmanager
+def _on_line(instr: Instruction) -> Iterator[None]:
+    """A failure of what the instruction does (a download, a clone) names its Containerfile line."""
+    try:
+        yield
+    except BerthError as exc:
+        where = f"{instr.source}:{instr.line}: {instr.keyword}"
+        raise type(exc)(f"{where}: {exc.message}", **exc.details) from None
 
 
 def _shown(instr: Instruction) -> str:
