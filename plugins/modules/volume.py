@@ -46,6 +46,7 @@ options:
     choices: [present, absent]
     default: present
 seealso:
+  - module: berth.fleet.volume_info
   - module: berth.fleet.container
   - module: berth.fleet.deployment
 """

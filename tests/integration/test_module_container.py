@@ -347,6 +347,8 @@ def test_volume_module_present_in_use_absent(play: Host, lab: Lab) -> None:
     busy = play({"name": "itdata", "state": "absent"}, module="volume")
     assert busy["failed"] and busy["error"]["kind"] == "conflict" and "container it-vol" in busy["msg"]
     assert play({"name": "itdata"}, module="volume")["volume"]["users"] == ["container it-vol"]
+    [row] = play({"name": "itdata"}, module="volume_info")["volumes"]
+    assert row["in_use"] is True and row["users"] == ["container it-vol"]
     play({"name": "it-vol", "state": "absent"}, module="container")
     removed = play({"name": "itdata", "state": "absent"}, module="volume")
     assert removed["changed"] is True and removed["volume"] is None

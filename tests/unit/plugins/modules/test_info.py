@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import pytest
-from ansible_collections.berth.fleet.plugins.modules import container_info, image_info, slice_info
+from ansible_collections.berth.fleet.plugins.modules import (
+    container_info,
+    image_info,
+    slice_info,
+    volume_info,
+)
 
 WEB = {"name": "web", "status": "running", "spec_hash": "h1"}
 IMG = {"digest": "sha256:aa", "tags": ["localhost/web:1"]}
@@ -11,6 +16,12 @@ SLICES = [{"name": "shop", "unit": "berth-shop.slice"}, {"name": "shop-api", "un
 NOT_FOUND = {"kind": "not-found", "message": "no such thing", "details": {}}
 
 # (id, module, args, runtime reply fields (None: a not-found error), argv expected, result key, value)
+VOLUMES = [
+    {"name": "cache", "path": "/var/lib/berth/volumes/cache/data", "created_at": None, "users": [],
+     "in_use": False},
+    {"name": "db", "path": "/var/lib/berth/volumes/db/data", "created_at": "2026-12-08T00:00:00Z",
+     "users": ["container db"], "in_use": True},
+]  # fmt: skip
 CASES = [
     ("containers-all", container_info, {}, {"data": [WEB]}, ["ps", "--all", "--json"], "containers", [WEB]),
     (
@@ -62,6 +73,17 @@ CASES = [
         SLICES[1:],
     ),
     ("slice-none", slice_info, {"name": "x"}, {"data": SLICES}, ["slice", "ls", "--json"], "slices", []),
+    ("volumes-all", volume_info, {}, {"data": VOLUMES}, ["volume", "ls", "--json"], "volumes", VOLUMES),
+    (
+        "volume-by-name",
+        volume_info,
+        {"name": "db"},
+        {"data": VOLUMES},
+        ["volume", "ls", "--json"],
+        "volumes",
+        VOLUMES[1:],
+    ),
+    ("volume-none", volume_info, {"name": "x"}, {"data": VOLUMES}, ["volume", "ls", "--json"], "volumes", []),
 ]
 
 
