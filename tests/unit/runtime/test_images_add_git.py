@@ -4,7 +4,9 @@ deterministic mtimes, and refusals that name the line."""
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -50,10 +52,12 @@ def daemon(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
+    # In a session of its own: `git daemon` runs git-daemon as a child, which a kill of the
+    # parent alone would leave behind; the whole group goes at the end.
     proc = subprocess.Popen(
         ["git", "daemon", "--reuseaddr", "--export-all", "--listen=127.0.0.1", f"--port={port}",
          f"--base-path={base}", str(base)],
-        env=GIT_ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env=GIT_ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
     )  # fmt: skip
     try:
         for _ in range(100):
@@ -64,7 +68,7 @@ def daemon(tmp_path: Path) -> Iterator[tuple[str, Path]]:
                 time.sleep(0.05)
         yield f"git://127.0.0.1:{port}/app.git", repo
     finally:
-        proc.kill()
+        os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
 
 
